@@ -1,0 +1,63 @@
+# make run   : install, make sure a model is present, serve on http://127.0.0.1:8080
+# make test  : install, make the test model, lint, run the whole test suite
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODEL := .cache/models/pointrend_resnet50.pkl
+TEST_MODEL := .cache/models/test_model.pkl
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: install run model test-model lint test pytest browser bench clean
+
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The real weights: SEG_MODEL_PATH if set, else .cache/models/pointrend_resnet50.pkl, downloaded if missing.
+model: install
+	@if [ -n "$$SEG_MODEL_PATH" ]; then \
+	  test -f "$$SEG_MODEL_PATH" || { echo "SEG_MODEL_PATH=$$SEG_MODEL_PATH does not exist" >&2; exit 1; }; \
+	elif [ ! -f $(MODEL) ]; then \
+	  $(PY) -m handler fetch-model --dest $(MODEL) || { \
+	    echo >&2; \
+	    echo "make run needs the PointRend weights and could not download them (see above)." >&2; \
+	    echo "  - put pointrend_resnet50.pkl (PixelLib release 0.2.0) at $(MODEL), or" >&2; \
+	    echo "  - try the service on random test weights (finds almost nothing):" >&2; \
+	    echo "      make test-model && SEG_MODEL_PATH=$(TEST_MODEL) make run" >&2; \
+	    exit 1; }; \
+	fi
+
+run: model
+	@if [ -n "$$SEG_MODEL_PATH" ] && [ "$$(basename $$SEG_MODEL_PATH)" = "$$(basename $(TEST_MODEL))" ]; then \
+	  echo "NOTE: serving the RANDOM test model $$SEG_MODEL_PATH, not trained weights." >&2; fi
+	$(PY) -m handler serve --host $(HOST) --port $(PORT)
+
+$(TEST_MODEL): | $(STAMP)
+	$(PY) -m handler make-test-model $(TEST_MODEL)
+
+test-model: $(TEST_MODEL)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check handler tests bench infra
+
+# Debian's Chromium for the browser test (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+pytest: install test-model
+	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) -m pytest $(PYTEST_ARGS)
+
+test: install test-model lint browser pytest
+
+bench: install test-model
+	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""PointRend instance segmentation as a serverless service."""
+
+__version__ = "0.1.0"

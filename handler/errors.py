@@ -1,0 +1,57 @@
+"""Typed errors of the service. Each carries a stable code and the HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """An error caused by the request or its input: never retried, always reported to the user."""
+
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EmptyImage(ServiceError):
+    code = "empty_image"
+
+
+class NotAnImage(ServiceError):
+    code = "not_an_image"
+    status = 415
+
+
+class CorruptImage(ServiceError):
+    code = "corrupt_image"
+    status = 422
+
+
+class ImageTooLarge(ServiceError):
+    code = "image_too_large"
+    status = 413
+
+
+class TooManyPixels(ServiceError):
+    code = "too_many_pixels"
+    status = 413
+
+
+class InvalidRequest(ServiceError):
+    code = "invalid_request"
+    status = 422
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    status = 404
+
+
+class ModelFileError(Exception):
+    """The weights file is missing or does not match its pinned checksum (a deployment problem)."""

@@ -1,0 +1,56 @@
+"""Bytes in, validated RGB uint8 ndarray out; everything a hostile upload can do is rejected here."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from handler.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, TooManyPixels
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF"})
+
+# Our own pixel limit (checked from the header) replaces Pillow's global bomb guard.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """Decode an uploaded image to an (H, W, 3) uint8 RGB array, upright per its EXIF orientation."""
+    if not data:
+        raise EmptyImage("the image is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"the image is {len(data)} bytes; the limit is {max_bytes} bytes")
+    try:
+        image = Image.open(io.BytesIO(data), formats=sorted(SUPPORTED_FORMATS))
+    except UnidentifiedImageError:
+        raise NotAnImage("the data is not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptImage(f"the image header cannot be read: {exc}") from None
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CorruptImage(f"the image header gives an empty size {width}x{height}")
+    if width * height > max_pixels:
+        raise TooManyPixels(f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb(image)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise CorruptImage(f"the image data is truncated or corrupt: {exc}") from None
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale to 8 bits rather than clipping everything above 255 to white.
+        grey = np.asarray(image, dtype=np.float64)
+        peak = grey.max() if grey.size else 0.0
+        scale = 255.0 / (65535.0 if peak > 255 else 255.0)
+        grey8 = np.clip(grey * scale, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # drops alpha, expands grey/palette, converts CMYK/YCbCr
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

@@ -1,0 +1,43 @@
+"""The one path from uploaded bytes to a Segmentation, shared by the API, S3 events and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from handler import images
+from handler.model import Segmenter
+from handler.results import Segmentation
+from handler.settings import DetectionSpeed, Settings
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Per-request overrides; ``None`` means the configured default."""
+
+    confidence: float | None = None
+    classes: Sequence[str] | None = None
+    detection_speed: DetectionSpeed | None = None
+
+
+@dataclass(frozen=True)
+class SegmentedImage:
+    rgb: np.ndarray
+    result: Segmentation
+
+
+def segment_bytes(
+    data: bytes, segmenter: Segmenter, settings: Settings, options: SegmentOptions = SegmentOptions()
+) -> SegmentedImage:
+    """Decode and segment; raises ``handler.errors.ServiceError`` subclasses for bad input."""
+    started = time.perf_counter()
+    segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image
+    rgb = images.decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
+    decoded = time.perf_counter()
+    result = segmenter.segment(rgb, options.confidence, options.classes, options.detection_speed)
+    result.timings_ms["decode"] = (decoded - started) * 1000
+    result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    return SegmentedImage(rgb=rgb, result=result)
