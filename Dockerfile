@@ -1,0 +1,97 @@
+# PointRend instance segmentation (PixelLib, torch backend) as an AWS Lambda container image.
+#
+# Build (`make image` passes the pin; the Dockerfile also falls back to infra/model.sha256 by itself):
+#   docker build --build-arg MODEL_SHA256="$(cut -d' ' -f1 infra/model.sha256)" -t pointrend-lambda .
+# Build args:
+#   PYTHON_IMAGE       base of every stage (python:3.11-slim; the podman smoke build passes a local stand-in)
+#   TORCH_INDEX_URL    where the CPU-only torch/torchvision wheels come from (PyTorch's CPU wheel index)
+#   REQUIRE_CPU_TORCH  1: the build fails if torch is a CUDA build or any nvidia-* package got installed
+#   MODEL_SOURCE       weights file in the build context, copied in if present (else downloaded from MODEL_URL)
+#   MODEL_URL          PixelLib release 0.2.0's pointrend_resnet50.pkl
+#   MODEL_SHA256       expected sha256 of the weights; empty: first word of infra/model.sha256.
+#                      No pin at all, or a mismatch: the build fails.
+# Runs under Lambda (and `sam local invoke`, which mounts its emulator) as
+#   python -m awslambdaric handler.lambda_function.lambda_handler
+# and as a plain web server with:
+#   docker run -p 8080:8080 --entrypoint python IMAGE -m handler serve --host 0.0.0.0
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# ---------------------------------------------------------------------------------------------------
+# builder: a virtual environment at /opt/venv with every runtime dependency, then copied as a whole.
+FROM ${PYTHON_IMAGE} AS builder
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH_VERSION=2.14.1
+ARG TORCHVISION_VERSION=0.29.1
+ARG REQUIRE_CPU_TORCH=1
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# Compilers only for packages without a wheel on this platform (awslambdaric then builds aws-lambda-cpp
+# and curl from source). They stay in this stage. Debian package versions float with the base image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        g++ make cmake autoconf automake libtool unzip libcurl4-openssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+# CPU-only torch first: requirements.txt pins torch==2.14.1, which 2.14.1+cpu satisfies, so the
+# second step keeps it and never pulls the CUDA build (and its nvidia-* packages) from PyPI.
+RUN pip install --index-url "${TORCH_INDEX_URL}" \
+        "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+
+COPY requirements.txt requirements-nodeps.txt /tmp/requirements/
+# pixellib and imantics with --no-deps: their declared dependencies (PyQt5, GUI OpenCV, ...) are unused.
+RUN pip install -r /tmp/requirements/requirements.txt \
+    && pip install --no-deps -r /tmp/requirements/requirements-nodeps.txt \
+    && python -c "import importlib.metadata as m, sys, torch; \
+cuda = sorted(d.metadata['Name'] for d in m.distributions() if d.metadata['Name'].lower().startswith('nvidia')); \
+print('torch', torch.__version__, 'cuda', torch.version.cuda, 'nvidia packages', cuda); \
+sys.exit('${REQUIRE_CPU_TORCH}' == '1' and (cuda or torch.version.cuda) and 'CUDA torch in a CPU image' or 0)"
+
+# ---------------------------------------------------------------------------------------------------
+# model: the weights, from the build context if present, else downloaded; sha256 checked either way.
+FROM ${PYTHON_IMAGE} AS model
+ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl
+ARG MODEL_SHA256=""
+ARG MODEL_SOURCE=.cache/models/pointrend_resnet50.pkl
+# The bracket/star globs make infra/model.sha256 and the weights optional: bake_model.py always matches.
+COPY infra/bake_model.py infra/model.sha25[6] ${MODEL_SOURCE}* /build/
+RUN python /build/bake_model.py \
+        --source "/build/${MODEL_SOURCE##*/}" --pin-file /build/model.sha256 \
+        --url "${MODEL_URL}" --sha256 "${MODEL_SHA256}" \
+        --dest /opt/model/pointrend_resnet50.pkl \
+    && rm -rf /build
+
+# ---------------------------------------------------------------------------------------------------
+# final: the slim base, the venv, the weights and the code. No compilers.
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="pointrend-lambda" \
+      org.opencontainers.image.description="PointRend instance segmentation (PixelLib) on AWS Lambda"
+
+# Lambda's file system is read-only except /tmp: every cache (and HOME) points there.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp \
+    TORCH_HOME=/tmp/torch \
+    XDG_CACHE_HOME=/tmp/.cache \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    LAMBDA_TASK_ROOT=/var/task \
+    SEG_MODEL_PATH=/opt/model/pointrend_resnet50.pkl
+
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=model /opt/model /opt/model
+WORKDIR /var/task
+COPY handler/ /var/task/handler/
+RUN python -m compileall -q /var/task/handler
+
+# Lambda runs the image as its own user anyway; a fixed non-root user keeps `docker run` honest too.
+USER 1000:1000
+
+ENTRYPOINT ["python", "-m", "awslambdaric"]
+CMD ["handler.lambda_function.lambda_handler"]
