@@ -55,3 +55,20 @@ class NotFound(ServiceError):
 
 class ModelFileError(Exception):
     """The weights file is missing or does not match its pinned checksum (a deployment problem)."""
+
+
+class UnsupportedMediaType(ServiceError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class RequestTooLarge(ServiceError):
+    code = "request_too_large"
+    status = 413
+
+
+class ServiceBusy(ServiceError):
+    """Too many requests in flight on this process; the client may retry shortly."""
+
+    code = "busy"
+    status = 503
