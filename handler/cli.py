@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser("fetch-model", help="download pointrend_resnet50.pkl (PixelLib 0.2.0), verify sha256")
     fetch.add_argument("--dest", type=Path, default=DEFAULT_MODEL_PATH)
+    fetch.add_argument("--url", default=None, help="a mirror of the release file (default: PixelLib's GitHub)")
 
     test_model = commands.add_parser(
         "make-test-model", help="write a randomly initialised PointRend in the real file format"
@@ -83,11 +84,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_model(args: argparse.Namespace) -> int:
-    from handler.weights import SHA256_PIN_FILE, DownloadError, download_model, pinned_sha256
+    from handler.weights import MODEL_URL, SHA256_PIN_FILE, DownloadError, download_model, pinned_sha256
 
     pin = pinned_sha256()
     try:
-        actual = download_model(args.dest, expected_sha256=pin)
+        actual = download_model(args.dest, url=args.url or MODEL_URL, expected_sha256=pin)
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(

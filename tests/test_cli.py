@@ -1,0 +1,93 @@
+"""The command line: batch segmentation, --help, and the model file commands."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import IMAGES, REPO
+from PIL import Image
+
+from handler.cli import main
+from handler.weights import DownloadError, download_model
+
+
+def test_segment_a_folder_with_one_bad_file(tmp_path, segmenter, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("astronaut.jpg", "chelsea.jpg"):
+        shutil.copy(IMAGES / name, inputs / name)
+    (inputs / "notes.jpg").write_text("not an image at all")
+    out = tmp_path / "out"
+    code = main(["segment", *sorted(map(str, inputs.iterdir())), "--out", str(out), "--confidence", "0"])
+    summary = capsys.readouterr().out
+    assert code == 1
+    assert "2 segmented" in summary and "1 failed" in summary and "notes.jpg" in summary
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.json", "astronaut.png", "chelsea.json", "chelsea.png"]
+    body = json.loads((out / "astronaut.json").read_text())
+    assert body["image"] == {"width": 320, "height": 320} and body["mask_shape"][2] == len(body["masks"])
+    with Image.open(out / "astronaut.png") as overlay:
+        assert overlay.size == (320, 320)
+
+
+def test_segment_all_good_exits_zero_and_json_only(tmp_path, segmenter, capsys):
+    code = main(["segment", str(IMAGES / "rocket.jpg"), "--out", str(tmp_path), "--format", "json"])
+    assert code == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["rocket.json"]
+    assert "1 segmented" in capsys.readouterr().out
+
+
+def test_help_lists_every_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "handler", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60, check=True
+    )
+    for command in ("serve", "segment", "invoke", "fetch-model", "make-test-model"):
+        assert command in result.stdout
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    payload = b"pretend weights " * 1000
+    (tmp_path / "model.pkl").write_bytes(payload)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/model.pkl", payload
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_verifies_and_renames_atomically(tmp_path, file_server):
+    url, payload = file_server
+    dest = tmp_path / "models" / "pointrend_resnet50.pkl"
+    digest = hashlib.sha256(payload).hexdigest()
+    assert download_model(dest, url=url, expected_sha256=digest, progress=False) == digest
+    assert dest.read_bytes() == payload
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]  # no .part left behind
+
+
+def test_download_with_wrong_checksum_installs_nothing(tmp_path, file_server):
+    url, _ = file_server
+    dest = tmp_path / "models" / "pointrend_resnet50.pkl"
+    with pytest.raises(DownloadError, match="expected"):
+        download_model(dest, url=url, expected_sha256="0" * 64, progress=False)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_offline_download_is_a_clear_error(tmp_path):
+    dest = tmp_path / "m.pkl"
+    with pytest.raises(DownloadError, match="cannot download"):
+        download_model(dest, url="http://127.0.0.1:9/none.pkl", timeout=5, progress=False)
+    assert not dest.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_fetch_model_command_fails_with_instructions_when_offline(tmp_path, capsys):
+    offline = "http://127.0.0.1:9/pointrend_resnet50.pkl"  # port 9 (discard): connection refused
+    assert main(["fetch-model", "--dest", str(tmp_path / "m.pkl"), "--url", offline]) == 1
+    err = capsys.readouterr().err
+    assert "cannot download" in err and "SEG_MODEL_PATH" in err and "make-test-model" in err
