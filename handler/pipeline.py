@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handler import images
+from handler.deadline import LambdaContext, time_budget
 from handler.model import Segmenter
 from handler.results import Segmentation
 from handler.settings import DetectionSpeed, Settings
@@ -30,14 +31,21 @@ class SegmentedImage:
 
 
 def segment_bytes(
-    data: bytes, segmenter: Segmenter, settings: Settings, options: SegmentOptions = SegmentOptions()
+    data: bytes,
+    segmenter: Segmenter,
+    settings: Settings,
+    options: SegmentOptions = SegmentOptions(),
+    context: LambdaContext | None = None,
 ) -> SegmentedImage:
-    """Decode and segment; raises ``handler.errors.ServiceError`` subclasses for bad input."""
+    """Decode and segment; raises ``handler.errors.ServiceError`` subclasses for bad input, and
+    ``handler.deadline.OutOfTime`` when the Lambda ``context`` has too little time left for one image."""
     started = time.perf_counter()
     segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image
+    time_budget.ensure_time_for_one(context, options.detection_speed or settings.detection_speed)
     rgb = images.decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
     decoded = time.perf_counter()
     result = segmenter.segment(rgb, options.confidence, options.classes, options.detection_speed)
     result.timings_ms["decode"] = (decoded - started) * 1000
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    time_budget.record(result.timings_ms["total"])
     return SegmentedImage(rgb=rgb, result=result)
