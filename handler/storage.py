@@ -1,0 +1,83 @@
+"""S3 object I/O: one boto3 client per process, reads with a size check before download, writes.
+
+A missing or unreadable object (S3 answers 404 / 403) becomes ``NotFound`` / ``Forbidden``, and an object
+over the byte limit becomes ``ImageTooLarge`` before any of it is downloaded: permanent ``ServiceError``s.
+Everything else (5xx, throttling, timeouts, connection errors, an object replaced between HEAD and GET)
+propagates unchanged: it is transient, and the caller lets Lambda retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from handler.errors import Forbidden, ImageTooLarge, NotFound
+
+# Standard retry mode (3 attempts unless AWS_MAX_ATTEMPTS says otherwise); timeouts well inside a Lambda's.
+CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+# Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key: both mean "nothing to read".
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion"})
+DENIED_CODES = frozenset({"403", "AccessDenied", "InvalidObjectState"})
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    """Built once per process from the standard environment: credentials, region, ``AWS_ENDPOINT_URL``."""
+    return boto3.client("s3", config=CLIENT_CONFIG)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One version of an object, as HEAD saw it."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str  # without the quotes S3 puts around it
+    version_id: str | None
+
+
+@contextmanager
+def _permanent_errors(bucket: str, key: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in MISSING_CODES:
+            raise NotFound(f"s3://{bucket}/{key} does not exist (deleted before it could be read?)") from exc
+        if code in DENIED_CODES:
+            raise Forbidden(f"s3://{bucket}/{key} cannot be read ({code})") from exc
+        raise
+
+
+def head(bucket: str, key: str) -> StoredObject:
+    with _permanent_errors(bucket, key):
+        response = s3_client().head_object(Bucket=bucket, Key=key)
+    return StoredObject(
+        bucket=bucket,
+        key=key,
+        size=response["ContentLength"],
+        etag=response["ETag"].strip('"'),
+        version_id=response.get("VersionId"),
+    )
+
+
+def read(stored: StoredObject, max_bytes: int) -> bytes:
+    """The bytes of exactly the version HEAD saw (``If-Match``), refused before download when too large."""
+    if stored.size > max_bytes:
+        raise ImageTooLarge(f"the object is {stored.size} bytes; the limit is {max_bytes} bytes")
+    with _permanent_errors(stored.bucket, stored.key):
+        response = s3_client().get_object(Bucket=stored.bucket, Key=stored.key, IfMatch=f'"{stored.etag}"')
+        return response["Body"].read()
+
+
+def put(bucket: str, key: str, body: bytes, content_type: str) -> None:
+    s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
