@@ -1,0 +1,59 @@
+"""The upload page (plain files in ``handler/static/``) and the security headers on every response."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# The page loads only its own files: no inline script, no CDN. Overlay and preview images are blob: URLs.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN with inline bootstrap code.
+CSP_EXEMPT_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no buffering, works the same under uvicorn and Mangum)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = dict(SECURITY_HEADERS)
+        if scope["path"] not in CSP_EXEMPT_PATHS:
+            extra["Content-Security-Policy"] = PAGE_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [
+                    (name.lower().encode(), value.encode())
+                    for name, value in extra.items()
+                    if name.lower().encode() not in present
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
