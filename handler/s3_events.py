@@ -100,7 +100,8 @@ NOTIFICATIONS = (S3Notification, S3EventBridge, S3TestEvent)
 
 
 class SQSMessages:
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # Failures are always listed, never raised, even when every message failed: one contract for SQS.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     @staticmethod
     def infer(event: dict[str, Any]) -> bool:

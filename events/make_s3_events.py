@@ -1,0 +1,154 @@
+"""Write the sample S3 events in events/ (AWS's own shapes): `python events/make_s3_events.py`.
+
+The events name tests/images/astronaut.jpg uploaded to s3://pointrend-uploads-example/uploads/ (see
+docs/s3.md to run them against moto server). S3 notifications URL-encode the key (spaces as "+",
+everything else outside [A-Za-z0-9_.-~/] as %XX); EventBridge events carry it as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+EVENTS = Path(__file__).resolve().parent
+IMAGE = EVENTS.parent / "tests" / "images" / "astronaut.jpg"
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = "pointrend-uploads-example"
+KEY = "uploads/astronaut.jpg"
+ENCODED_KEY = "uploads/Summer 2024/café über+alles 100%.jpg"
+QUEUE = "pointrend-uploads"
+TIME = "2026-11-27T10:15:30.123Z"
+
+
+def image_facts() -> tuple[int, str]:
+    data = IMAGE.read_bytes()
+    return len(data), hashlib.md5(data).hexdigest()  # noqa: S324 (S3's ETag of a single-part upload)
+
+
+def s3_record(bucket: str, key: str, size: int, etag: str, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    """One record of an S3 event notification, as S3 sends it to Lambda or SQS."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": TIME,
+        "eventName": event_name,
+        "userIdentity": {"principalId": "AWS:AIDAJDPLRKLG7UEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "198.51.100.7"},
+        "responseElements": {
+            "x-amz-request-id": "C3D13FE58DE4C810",
+            "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "pointrend-uploads",
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": size,
+                "eTag": etag,
+                "sequencer": "0055AED6DCD90281E5",
+            },
+        },
+    }
+
+
+def s3_event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def s3_test_event(bucket: str = BUCKET) -> dict[str, Any]:
+    return {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": TIME,
+        "Bucket": bucket,
+        "RequestId": "5582815E1AEA5ADF",
+        "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
+    }
+
+
+def sqs_message(message_id: str, body: dict[str, Any] | str) -> dict[str, Any]:
+    """One SQS record as Lambda's event source mapping delivers it; a dict ``body`` is sent as JSON."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{message_id.replace('-', '')}Example==",
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795774530123",
+            "SenderId": "AIDAJHIPRHEMV73VRJEBU",
+            "ApproximateFirstReceiveTimestamp": "1795774530140",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),  # noqa: S324 (what SQS reports)
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(*messages: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(messages)}
+
+
+def eventbridge_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
+    """S3 "Object Created" as EventBridge delivers it (the key is not URL-encoded here)."""
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": TIME[:19] + "Z",
+        "region": REGION,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": "00617F08299329D189"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": ACCOUNT,
+            "source-ip-address": "198.51.100.7",
+            "reason": "PutObject",
+        },
+    }
+
+
+def sample_events() -> dict[str, dict[str, Any]]:
+    size, etag = image_facts()
+    not_a_notification = {"hello": "a message sent to the queue by hand, not by S3"}
+    return {
+        "s3-put.json": s3_event(s3_record(BUCKET, KEY, size, etag)),
+        "s3-put-encoded-key.json": s3_event(s3_record(BUCKET, ENCODED_KEY, size, etag)),
+        "sqs-s3.json": sqs_event(
+            sqs_message("059f36b4-87a3-44ab-83d2-661975830a7d", s3_event(s3_record(BUCKET, KEY, size, etag))),
+            sqs_message("2e1424d4-f796-459a-8184-9c92662be6da", not_a_notification),
+        ),
+        "eventbridge-s3.json": eventbridge_event(BUCKET, KEY, size, etag),
+        "s3-test-event.json": s3_test_event(),
+    }
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    for name, event in sample_events().items():
+        (EVENTS / name).write_text(render(event), encoding="utf-8")
+        print(EVENTS / name)
+
+
+if __name__ == "__main__":
+    main()
