@@ -40,3 +40,7 @@ def settings(test_model_path):
 @pytest.fixture
 def photo_bytes() -> bytes:
     return (IMAGES / "astronaut.jpg").read_bytes()
+
+
+# Moto server (real HTTP) and S3 fixtures: moto_endpoint, s3, bucket.
+pytest_plugins = ["moto_fixtures"]
