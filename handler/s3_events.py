@@ -135,6 +135,9 @@ def _message(record: SQSRecord, lambda_context: LambdaContext | None = None) -> 
     logger.append_keys(message_id=record.message_id)
     try:
         process_objects(objects_in(record.json_body), lambda_context)
+    except Exception:
+        logger.exception("sqs message failed: reported in batchItemFailures", extra={"outcome": "failed"})
+        raise
     finally:
         logger.remove_keys(["message_id"])
 

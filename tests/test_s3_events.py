@@ -262,11 +262,14 @@ def test_s3_test_event_is_acknowledged_and_writes_nothing(s3, bucket, lambda_han
     assert calls == []
 
 
-def test_sqs_sample_batch_reports_exactly_the_bad_message(s3, bucket, lambda_handler):
+def test_sqs_sample_batch_reports_exactly_the_bad_message(s3, bucket, lambda_handler, log_lines):
     data = upload(s3, bucket, SAMPLE_KEY)
     answer = lambda_handler(sample_event("sqs-s3.json", bucket), LambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": BAD_MESSAGE_ID}]}
     assert_segmented(s3, bucket, SAMPLE_KEY, data)
+    [failed] = [line for line in log_lines if line.get("outcome") == "failed"]
+    assert (failed["level"], failed["message_id"]) == ("ERROR", BAD_MESSAGE_ID)
+    assert "UnknownEvent" in failed["exception"]
 
 
 def test_sqs_bad_objects_are_recorded_and_only_transient_failures_reported(s3, bucket):
