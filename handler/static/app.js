@@ -134,6 +134,9 @@ async function loadDefaults() {
 
 fileInput.addEventListener("change", () => choose(fileInput.files[0]));
 slider.addEventListener("input", showConfidence);
+preview.addEventListener("error", () => {
+  preview.hidden = true; // not something the browser can show; the server will say what it is
+});
 form.addEventListener("submit", segment);
 drop.addEventListener("dragover", (event) => {
   event.preventDefault();
@@ -143,6 +146,7 @@ drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
 drop.addEventListener("drop", (event) => {
   event.preventDefault();
   drop.classList.remove("dragging");
+  if (event.dataTransfer.files.length) fileInput.files = event.dataTransfer.files;
   choose(event.dataTransfer.files[0]);
 });
 loadDefaults();
