@@ -55,7 +55,7 @@ class S3Notification:
         return [
             ObjectRef(
                 bucket=record.s3.bucket.name,
-                key=unquote_plus(record.s3.get_object.key),
+                key=unquote_plus(record.s3.get_object.key),  # powertools decodes only the first record's
                 event_name=record.event_name,
                 etag=record.s3.get_object.etag or None,
                 version_id=record.s3.get_object.version_id,
@@ -67,7 +67,8 @@ class S3Notification:
 class S3EventBridge:
     @staticmethod
     def infer(event: dict[str, Any]) -> bool:
-        return event.get("source") == "aws.s3" and "object" in (event.get("detail") or {})
+        detail = event.get("detail")
+        return event.get("source") == "aws.s3" and isinstance(detail, dict) and "object" in detail
 
     @staticmethod
     def objects(event: dict[str, Any]) -> list[ObjectRef]:
