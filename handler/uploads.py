@@ -33,19 +33,21 @@ def body_limit(settings: Settings) -> int:
     return settings.max_image_bytes * 4 // 3 + BODY_OVERHEAD
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to be larger than ``limit``."""
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to be larger than ``body_limit``."""
+    limit = body_limit(settings)
 
     def too_large(size: str) -> RequestTooLarge:
         return RequestTooLarge(
             f"the request body is {size} bytes; the limit is {limit} bytes "
-            f"(an image of at most {limit - BODY_OVERHEAD} bytes with its encoding)"
+            f"(an image of up to {settings.max_image_bytes} bytes, base64 or multipart encoded)"
         )
 
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(declared)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
@@ -64,7 +66,7 @@ async def multipart_image(request: Request, settings: Settings) -> bytes:
         raise UnsupportedMediaType(
             f"expected multipart/form-data with a file field {IMAGE_FIELD!r}, got {media_type(request) or 'none'}"
         )
-    return await _form_file(request.headers, await read_body(request, body_limit(settings)))
+    return await _form_file(request.headers, await read_body(request, settings))
 
 
 async def image_source(request: Request, settings: Settings) -> ImageSource:
@@ -73,9 +75,9 @@ async def image_source(request: Request, settings: Settings) -> ImageSource:
     if kind == "multipart/form-data":
         return await multipart_image(request, settings)
     if kind.startswith("image/"):
-        return await read_body(request, body_limit(settings))
+        return await read_body(request, settings)
     if kind == "application/json":
-        return _json_image(await read_body(request, body_limit(settings)))
+        return _json_image(await read_body(request, settings))
     raise UnsupportedMediaType(
         f"unsupported Content-Type {kind or 'none'}: send multipart/form-data (field {IMAGE_FIELD!r}), "
         'an image/* body, or JSON {"image_base64": ...} / {"s3_uri": "s3://bucket/key"}'
