@@ -11,8 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from handler.deadline import OutOfTime
-from handler.errors import ServiceBusy, ServiceError
+from handler.errors import RetryableError, ServiceError
 from handler.logs import logger
 
 RETRY_AFTER_SECONDS = "2"
@@ -32,10 +31,10 @@ def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def service_error(request: Request, exc: ServiceError | OutOfTime) -> JSONResponse:
-    """Errors the service raises on purpose, each with its code and status (OutOfTime: 503, retry)."""
+async def service_error(request: Request, exc: ServiceError | RetryableError) -> JSONResponse:
+    """Errors the service raises on purpose, each with its code and status (retryable ones: 503)."""
     logger.info("request refused", extra={"path": request.url.path, "code": exc.code, "status": exc.status})
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if isinstance(exc, ServiceBusy | OutOfTime) else None
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if isinstance(exc, RetryableError) else None
     return error_response(exc.status, exc.code, exc.message, headers)
 
 
@@ -58,7 +57,7 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
-    app.add_exception_handler(OutOfTime, service_error)
+    app.add_exception_handler(RetryableError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)

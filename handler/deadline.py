@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
+from handler.errors import OutOfTime
 from handler.settings import DetectionSpeed
 
 # Before any image has been timed: measured per-image times on 2 vCPUs (README, "Performance"), rounded up.
@@ -19,17 +20,6 @@ FIRST_ESTIMATE_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid"
 
 class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
-
-
-class OutOfTime(Exception):
-    """Retryable: the work is fine, this invocation just has too little time left."""
-
-    code = "out_of_time"
-    status = 503
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class TimeBudget:

@@ -67,8 +67,24 @@ class RequestTooLarge(ServiceError):
     status = 413
 
 
-class ServiceBusy(ServiceError):
+class RetryableError(Exception):
+    """The input is fine but the service cannot take it now: answered 503 over HTTP, retried for S3."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ServiceBusy(RetryableError):
     """Too many requests in flight on this process; the client may retry shortly."""
 
     code = "busy"
-    status = 503
+
+
+class OutOfTime(RetryableError):
+    """Too little time left in this Lambda invocation for one more image."""
+
+    code = "out_of_time"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"
@@ -28,12 +29,15 @@ class Settings(BaseSettings):
     input_prefix: str = "uploads/"
     output_bucket: str | None = None
     output_prefix: str = "results/"
-    allowed_buckets: list[str] = Field(default_factory=list)
+    # In the environment: comma-separated (a,b) or a JSON list.
+    allowed_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("allowed_buckets", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -43,6 +47,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return value.strip().lower() or None
         return value
+
+    @model_validator(mode="after")
+    def _outputs_apart_from_inputs(self) -> Settings:
+        # With neither, every upload would look like the function's own output and be skipped forever.
+        if not self.output_bucket and not self.output_prefix:
+            raise ValueError("SEG_OUTPUT_PREFIX may be empty only with a separate SEG_OUTPUT_BUCKET")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,7 @@
 import pytest
 
-from handler.deadline import FIRST_ESTIMATE_MS, OutOfTime, TimeBudget
+from handler.deadline import FIRST_ESTIMATE_MS, TimeBudget
+from handler.errors import OutOfTime
 
 
 class Context:

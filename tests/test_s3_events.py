@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 
 from handler import s3_events, storage
-from handler.deadline import OutOfTime
+from handler.errors import OutOfTime
 from handler.s3_objects import ObjectRef, output_key, skip_reason
 from handler.settings import Settings
 
