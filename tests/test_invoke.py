@@ -157,3 +157,22 @@ def test_rie_binary_for_this_machine():
 def test_free_ports_are_distinct():
     first, second = rie.free_ports(2)
     assert first != second
+
+
+def test_invoke_cli_prints_the_response_and_exits_by_outcome(tmp_path):
+    import io
+    import json
+
+    good, bad, broken = tmp_path / "good.json", tmp_path / "bad.json", tmp_path / "broken.json"
+    good.write_text(json.dumps({"hello": 1}))
+    bad.write_text(json.dumps({"raise": "nope"}))
+    broken.write_text("{not json")
+    out, err = io.StringIO(), io.StringIO()
+    assert rie.invoke_cli(good, repeat=2, stdout=out, stderr=err, command=ECHO, cwd=TESTS, timeout=60) == 0
+    assert json.loads(out.getvalue())["event"] == {"hello": 1}
+    assert "cold" in err.getvalue() and "warm median" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert rie.invoke_cli(bad, stdout=out, stderr=err, command=ECHO, cwd=TESTS, timeout=60) == 1
+    assert "ValueError: nope" in err.getvalue()
+    assert json.loads(out.getvalue())["errorType"] == "ValueError"
+    assert rie.invoke_cli(broken, stdout=io.StringIO(), stderr=io.StringIO()) == 2
