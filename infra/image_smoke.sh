@@ -44,7 +44,7 @@ if ! podman image exists "$BASE"; then
   cp /etc/ssl/certs/ca-certificates.crt "$WORK/basectx/"
   printf '%s\n' "FROM $BASE-raw" \
     'COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt' \
-    "RUN printf '[global]\\\\ncert = /etc/ssl/certs/ca-certificates.crt\\\\n' > /etc/pip.conf" \
+    "RUN printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > /etc/pip.conf" \
     'CMD ["python3"]' > "$WORK/basectx/Containerfile"
   timeout 600 podman build -q -t "$BASE" "$WORK/basectx"
 fi
