@@ -9,7 +9,7 @@ TEST_MODEL := .cache/models/test_model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run model test-model lint test pytest browser bench clean
+.PHONY: install run model test-model lint test pytest browser bench image image-smoke clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,10 @@ test-model: $(TEST_MODEL)
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check handler tests bench infra
+	$(VENV)/bin/ruff format --check handler tests bench infra events
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml
 
 # Debian's Chromium for the browser test (Playwright cannot download its own browser here).
 browser:
@@ -58,6 +61,15 @@ test: install test-model lint browser pytest
 
 bench: install test-model
 	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) bench/engine.py
+
+IMAGE ?= pointrend-lambda:latest
+# Needs a Docker engine and the real weights' sha256 pinned in infra/model.sha256.
+image:
+	docker build --build-arg MODEL_SHA256="$$(cut -d' ' -f1 infra/model.sha256)" -t $(IMAGE) .
+
+# podman build + run as `sam local invoke` does (root; apt podman runc mmdebstrap); ~15 min cold, not in CI.
+image-smoke: install test-model
+	infra/image_smoke.sh
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
