@@ -28,6 +28,13 @@ class CorruptImage(ServiceError):
     status = 422
 
 
+class UnsupportedImage(ServiceError):
+    """A readable image the model cannot take, e.g. one side a sliver of the other."""
+
+    code = "unsupported_image"
+    status = 422
+
+
 class ImageTooLarge(ServiceError):
     code = "image_too_large"
     status = 413

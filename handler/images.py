@@ -8,9 +8,13 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from handler.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, TooManyPixels
+from handler.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, TooManyPixels, UnsupportedImage
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF"})
+
+# The model scales the long side down to at most 333 px (rapid) and the short side with it: beyond this
+# ratio the short side would round to 0 px and the resize fails. Real photos and panoramas stay far below.
+MAX_ASPECT_RATIO = 100
 
 # Our own pixel limit (checked from the header) replaces Pillow's global bomb guard.
 Image.MAX_IMAGE_PIXELS = None
@@ -33,6 +37,11 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
         raise CorruptImage(f"the image header gives an empty size {width}x{height}")
     if width * height > max_pixels:
         raise TooManyPixels(f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise UnsupportedImage(
+            f"the image is {width}x{height}: one side is more than {MAX_ASPECT_RATIO} times the other, "
+            "too thin for the model"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

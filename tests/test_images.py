@@ -87,3 +87,11 @@ def test_pixel_limit_is_checked_before_decoding(monkeypatch):
     with pytest.raises(errors.TooManyPixels):
         images.decode(encode(gradient(100, 100), "PNG"), max_bytes=10_000_000, max_pixels=9_999)
     assert loads == []
+
+
+def test_a_sliver_of_an_image_is_refused_before_decoding():
+    # The model would scale a 1x5000 image's short side to 0 px and fail (tests/test_hostile_inputs.py).
+    assert images.decode(encode(gradient(100, 1), "PNG"), **LIMITS).shape == (1, 100, 3)
+    for width, height in ((101, 1), (1, 5000)):
+        with pytest.raises(errors.UnsupportedImage, match=f"{width}x{height}"):
+            images.decode(png_header_only(width, height), **LIMITS)
