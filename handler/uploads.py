@@ -95,9 +95,12 @@ async def _form_file(headers: Headers, body: bytes) -> bytes:
     except (MultiPartException, FormParserError) as exc:
         raise InvalidRequest(f"the multipart body cannot be parsed: {exc}") from None
     try:
-        upload = form.get(IMAGE_FIELD)
-        if upload is None:
+        uploads = form.getlist(IMAGE_FIELD)
+        if not uploads:
             raise InvalidRequest(f"the multipart body has no field {IMAGE_FIELD!r}")
+        if len(uploads) > 1:  # which one the client meant is a guess: refuse rather than pick the last
+            raise InvalidRequest(f"the multipart body has {len(uploads)} fields {IMAGE_FIELD!r}; send one image")
+        (upload,) = uploads
         if not isinstance(upload, UploadFile):
             raise InvalidRequest(
                 f"the field {IMAGE_FIELD!r} must be a file upload (curl -F {IMAGE_FIELD}=@photo.jpg), not text"

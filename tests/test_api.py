@@ -269,6 +269,10 @@ def test_422_multipart_without_the_image_file(client: TestClient) -> None:
     assert "file upload" in assert_error(as_text, 422, "invalid_request")
     no_boundary = client.post("/segment", content=b"--x--", headers={"content-type": "multipart/form-data"})
     assert_error(no_boundary, 422, "invalid_request")
+    two = client.post(
+        "/segment", files=[("image", ("a.jpg", PHOTO, "image/jpeg")), ("image", ("b.jpg", b"x", "text/plain"))]
+    )
+    assert "2 fields 'image'" in assert_error(two, 422, "invalid_request")
 
 
 def test_422_corrupt_image(client: TestClient) -> None:
