@@ -13,7 +13,10 @@ being this interpreter), in the repository root, with the function's environment
 How the emulator answers (checked with the shipped binary): a handler that raises still gives HTTP 200
 with ``{"errorType", "errorMessage", ...}`` as the body; an init failure (the handler module raising at
 import, reported by awslambdaric to ``/runtime/init/error``) gives HTTP 502 with that error as the body,
-and the runtime is started again for the next event. Both processes are stopped by pid, whatever happens:
+and the runtime is started again for the next event. A function that runs past its timeout (template.yaml's
+``Timeout``; the init phase counts against it) gives HTTP 200 with the bare JSON string ``"Task timed out
+after N seconds"`` as the body; the report calls that ``Sandbox.Timedout`` (Lambda's errorType for it), and
+the next event finds a fresh runtime (cold). Both processes are stopped by pid, whatever happens:
 the emulator's process group with SIGTERM then SIGKILL, and the runtime (its own process group) too.
 Never run ``aws-lambda-rie --help``: it takes "--help" for the runtime command and serves forever.
 """
@@ -60,6 +63,8 @@ PSEUDO_PARAMETERS = {
 
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _INIT_FAILED = re.compile(r"INIT RTDONE\(status: error\)|Init failed error=")
+_TIMED_OUT = re.compile(r"Task timed out after [0-9.]+ seconds")
+TIMED_OUT = "Sandbox.Timedout"  # Lambda's errorType for a function that ran past its timeout
 
 
 class InvokeError(RuntimeError):
@@ -415,6 +420,8 @@ class InvokeReport:
 def _error_of(body: Any) -> str | None:
     if isinstance(body, dict) and "errorType" in body:
         return f"{body.get('errorType')}: {body.get('errorMessage')}"
+    if isinstance(body, str) and _TIMED_OUT.fullmatch(body.strip()):  # the emulator's answer to a timeout
+        return f"{TIMED_OUT}: {body.strip()}"
     return None
 
 
@@ -575,7 +582,8 @@ def invoke(
                         # An init failure answers 502; the emulator would start the runtime again
                         # for the next event, and it would fail the same way: stop here.
                         raise _Done
-                    cold = False
+                    # After a timeout the emulator kills the runtime; the next event starts a new one.
+                    cold = error is not None and error.startswith(TIMED_OUT)
         except _Done:
             pass
         finally:

@@ -103,6 +103,19 @@ def test_time_budget_stops_everything():
     assert_all_stopped(report)
 
 
+def test_function_timeout_is_an_error_and_the_next_event_gets_a_fresh_runtime():
+    # The emulator answers a timeout with HTTP 200 and the bare string "Task timed out after ...".
+    report = run([{"sleep": 5}, {"after": "timeout"}], env={"AWS_LAMBDA_FUNCTION_TIMEOUT": "1"})
+    assert not report.ok
+    timed_out, after = report.invocations
+    assert timed_out.status == 200
+    assert timed_out.error == "Sandbox.Timedout: Task timed out after 1.00 seconds"
+    assert report.error == f"invocation 0 failed: {timed_out.error}"
+    assert after.ok and after.body["event"] == {"after": "timeout"}
+    assert after.cold, "the emulator killed the timed-out runtime and started another"
+    assert_all_stopped(report)
+
+
 def test_missing_handler_module_is_an_init_failure():
     report = run([{}], command=["no_such_module.handler"])
     assert report.init_error is not None
