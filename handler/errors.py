@@ -60,6 +60,12 @@ class NotFound(ServiceError):
     status = 404
 
 
+class MalformedEvent(ServiceError):
+    """A Lambda HTTP event with a field missing or of the wrong type (it never came from API Gateway)."""
+
+    code = "malformed_event"
+
+
 class ModelFileError(Exception):
     """The weights file is missing or does not match its pinned checksum (a deployment problem)."""
 
