@@ -14,6 +14,8 @@ on-failure destination; under SQS only the failed message is reported in ``batch
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import unquote_plus
@@ -34,8 +36,27 @@ class UnknownEvent(ValueError):
     """An event, or SQS message body, that is not an S3 notification."""
 
 
+class MalformedRecord(UnknownEvent):
+    """An S3 notification with a field missing or of the wrong type: no object can be named, so none is
+    processed; raised (Lambda retries, then the on-failure destination keeps the event for inspection)."""
+
+
+@contextmanager
+def _well_formed(kind: str) -> Iterator[None]:
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise MalformedRecord(f"malformed {kind}: {type(exc).__name__}: {exc}") from exc
+
+
 class ObjectsFailed(RuntimeError):
     """Some objects failed transiently; raised so that Lambda (or SQS) delivers the event again."""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"expected a non-empty string, got {value!r:.80}")
+    return value
 
 
 def _record_source(event: dict[str, Any]) -> str | None:
@@ -52,16 +73,17 @@ class S3Notification:
 
     @staticmethod
     def objects(event: dict[str, Any]) -> list[ObjectRef]:
-        return [
-            ObjectRef(
-                bucket=record.s3.bucket.name,
-                key=unquote_plus(record.s3.get_object.key),  # powertools decodes only the first record's
-                event_name=record.event_name,
-                etag=record.s3.get_object.etag or None,
-                version_id=record.s3.get_object.version_id,
-            )
-            for record in S3Event(event).records
-        ]
+        with _well_formed("S3 notification record"):
+            return [
+                ObjectRef(
+                    bucket=_text(record.s3.bucket.name),
+                    key=unquote_plus(_text(record.s3.get_object.key)),  # powertools decodes only the first record's
+                    event_name=_text(record.event_name),
+                    etag=record.s3.get_object.etag or None,
+                    version_id=record.s3.get_object.version_id,
+                )
+                for record in S3Event(event).records
+            ]
 
 
 class S3EventBridge:
@@ -72,18 +94,19 @@ class S3EventBridge:
 
     @staticmethod
     def objects(event: dict[str, Any]) -> list[ObjectRef]:
-        parsed = S3EventBridgeNotificationEvent(event)
-        stored = parsed.detail.object
-        # EventBridge sends the key as it is; powertools' ``stored.key`` would unquote_plus it ("a+b" -> "a b").
-        return [
-            ObjectRef(
-                bucket=parsed.detail.bucket.name,
-                key=stored["key"],
-                event_name=parsed.detail_type,
-                etag=stored.etag or None,
-                version_id=stored.get("version-id"),
-            )
-        ]
+        with _well_formed("EventBridge S3 event"):
+            parsed = S3EventBridgeNotificationEvent(event)
+            stored = parsed.detail.object
+            # EventBridge sends the key as it is; powertools' ``stored.key`` would unquote_plus it ("a+b" -> "a b").
+            return [
+                ObjectRef(
+                    bucket=_text(parsed.detail.bucket.name),
+                    key=_text(stored["key"]),
+                    event_name=_text(parsed.detail_type),
+                    etag=stored.etag or None,
+                    version_id=stored.get("version-id"),
+                )
+            ]
 
 
 class S3TestEvent:
