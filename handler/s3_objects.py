@@ -23,6 +23,11 @@ from handler.settings import Settings
 
 Outcome = Literal["segmented", "error_record", "skipped"]
 
+# S3 refuses longer keys (KeyTooLongError, a 400 that would otherwise look transient and be retried).
+MAX_KEY_BYTES = 1024
+# The longest suffix an output key gets.
+LONGEST_SUFFIX = ".error.json"
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -70,6 +75,9 @@ def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
         return "a folder marker"
     if not ref.created:
         return f"not an object-created event ({ref.event_name})"
+    longest = len(output_key(ref, settings, LONGEST_SUFFIX).encode())
+    if longest > MAX_KEY_BYTES:
+        return f"its result keys would be {longest} bytes, over S3's {MAX_KEY_BYTES}-byte key limit"
     return None
 
 

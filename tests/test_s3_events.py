@@ -423,6 +423,14 @@ def test_output_keys_mirror_the_input_key_under_the_output_prefix():
     assert output_key(ref, settings, ".error.json") == "results/x/y z.jpg.error.json"
 
 
+def test_a_key_whose_result_keys_would_pass_s3s_limit_is_skipped():
+    settings = Settings(input_prefix="uploads/", output_prefix="results/")
+    fits = "uploads/" + "k" * (1024 - len("results/.error.json"))
+    assert skip_reason(ObjectRef("b", fits, "ObjectCreated:Put"), settings) is None
+    reason = skip_reason(ObjectRef("b", fits + "k", "ObjectCreated:Put"), settings)
+    assert reason is not None and "1025 bytes" in reason
+
+
 # --- routing, logs, samples --------------------------------------------------------------------------
 
 
