@@ -7,7 +7,6 @@ The body is read into memory with a hard cap before anything parses it; multipar
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
@@ -119,5 +118,5 @@ def _json_image(body: bytes) -> ImageSource:
         return S3Location.parse(request.s3_uri)
     try:
         return base64.b64decode("".join((request.image_base64 or "").split()), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or ValueError for characters outside ASCII
         raise InvalidRequest(f"image_base64 is not valid base64: {exc}") from None

@@ -250,6 +250,7 @@ def test_422_invalid_query(client: TestClient, query: str, needle: str) -> None:
         b"{}",
         b'{"image_base64": "aGk=", "s3_uri": "s3://b/k"}',
         b'{"image_base64": "***"}',
+        '{"image_base64": "\u00e9t\u00e9"}'.encode(),  # not ASCII: was a 500
         b'{"s3_uri": "https://example.com/a.jpg"}',
         b'{"s3_uri": "s3://bucket-only"}',
         b'{"image_base64": "aGk=", "extra": 1}',
