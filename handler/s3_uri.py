@@ -8,6 +8,10 @@ from handler import storage
 from handler.errors import Forbidden, InvalidRequest
 from handler.settings import Settings
 
+# S3's own limits: nothing longer can exist, and nothing longer is echoed back in an error message.
+MAX_BUCKET_CHARS = 63
+MAX_KEY_BYTES = 1024
+
 
 @dataclass(frozen=True)
 class S3Location:
@@ -19,7 +23,13 @@ class S3Location:
         """``s3://bucket/key``; the key is taken verbatim (it may contain ``/``, ``?``, ``#``, spaces)."""
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         if not uri.startswith("s3://") or not bucket or not key:
-            raise InvalidRequest(f"s3_uri must look like s3://bucket/key, got {uri!r}")
+            shown = uri if len(uri) <= 200 else f"{uri[:200]}..."  # an 8 MB string is not echoed back
+            raise InvalidRequest(f"s3_uri must look like s3://bucket/key, got {shown!r}")
+        if len(bucket) > MAX_BUCKET_CHARS or len(key.encode()) > MAX_KEY_BYTES:
+            raise InvalidRequest(
+                f"s3_uri names no possible S3 object: buckets have at most {MAX_BUCKET_CHARS} characters, "
+                f"keys at most {MAX_KEY_BYTES} bytes"
+            )
         return cls(bucket=bucket, key=key)
 
 
