@@ -45,7 +45,7 @@ test-model: $(TEST_MODEL)
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check handler tests bench infra events
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml
