@@ -5,6 +5,7 @@ The same app runs under uvicorn (``python -m handler serve``) and in Lambda behi
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -95,8 +96,14 @@ class Job:
         return response
 
 
-def _json(masks: MaskFormat) -> Render:
-    return lambda segmented: JSONResponse(segmented.result.to_json(masks=masks))
+def _json(masks: MaskFormat, overlay: bool = False) -> Render:
+    def render(segmented: SegmentedImage) -> Response:
+        body = segmented.result.to_json(masks=masks)
+        if overlay:
+            body["overlay_png_base64"] = base64.b64encode(render_png(segmented.rgb, segmented.result)).decode()
+        return JSONResponse(body)
+
+    return render
 
 
 def _png(segmented: SegmentedImage) -> Response:
@@ -122,6 +129,9 @@ async def segment(
     confidence: float | None = Query(None, ge=0.0, le=1.0, description="score threshold (default SEG_CONFIDENCE)"),
     classes: str | None = Query(None, description="keep only these COCO class names, comma-separated"),
     output_format: Literal["json", "png"] = Query("json", alias="format", description="png: the overlay image"),
+    overlay: bool = Query(
+        False, description="with format=json: also the overlay PNG, base64, in `overlay_png_base64` (one model run)"
+    ),
     settings: Settings = Depends(get_settings),
     segmenter: Segmenter = Depends(get_segmenter),
     admission: Admission = Depends(get_admission),
@@ -132,7 +142,7 @@ async def segment(
         classes=classes.split(",") if classes else None,
     )
     segmenter.validate_classes(options.classes)  # a bad query is refused before the upload is read
-    render = _png if output_format == "png" else _json(masks)
+    render = _png if output_format == "png" else _json(masks, overlay)
     with admission.admit():
         job = Job(await image_source(request, settings), options, render, request.scope.get("aws.context"))
         return await run_in_threadpool(admission.run, job, segmenter, settings)

@@ -66,6 +66,9 @@ class SegmentResponse(SeedResponse):
     )
     model: ModelInfo
     timings_ms: dict[str, float]
+    overlay_png_base64: str | None = Field(
+        None, description="with overlay=true: the overlay PNG (what format=png returns), base64-encoded"
+    )
 
 
 class HealthModel(Strict):
@@ -107,7 +110,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "s3_uri names an object that does not exist"),
         (413, "request body, image bytes or pixels above the limit"),
         (415, "not an image, or an unsupported Content-Type"),
-        (422, "corrupt image or invalid parameters"),
+        (422, "corrupt or unusable image (e.g. one side over 100 times the other), or invalid parameters"),
         (503, "too many requests in progress; retry"),
     )
 }

@@ -128,6 +128,21 @@ def test_format_png_returns_the_overlay(client: TestClient) -> None:
     original = np.asarray(Image.open(io.BytesIO(PHOTO)).convert("RGB"), dtype=np.int16)
     assert np.abs(np.asarray(overlay.convert("RGB"), dtype=np.int16) - original).mean() > 5  # masks drawn
 
+    # What the upload page asks for: the JSON result and the same overlay from one model run.
+    both = client.post("/segment?confidence=0&masks=none&overlay=true", **form(PHOTO))
+    assert both.status_code == 200, both.text
+    body = SegmentResponse.model_validate(both.json())
+    assert body.overlay_png_base64 is not None
+    assert base64.b64decode(body.overlay_png_base64, validate=True) == response.content
+    assert body.class_names and "masks" not in both.json()
+
+
+def test_overlay_is_opt_in_and_only_for_json(client: TestClient, astronaut_result) -> None:
+    assert "overlay_png_base64" not in astronaut_result
+    png = client.post("/segment?confidence=1&format=png&overlay=true", **form(PHOTO))
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert_error(client.post("/segment?overlay=maybe", **form(PHOTO)), 422, "invalid_request")
+
 
 def test_s3_uri_reads_an_allowed_bucket(client, configure, s3, bucket) -> None:
     s3.put_object(Bucket=bucket, Key="uploads/astronaut.jpg", Body=PHOTO)
@@ -383,7 +398,9 @@ def test_openapi_and_docs_publish_the_real_schema(client: TestClient) -> None:
     assert ok["application/json"]["schema"]["$ref"].endswith("/SegmentResponse")
     assert "image/png" in ok
     assert {"400", "403", "404", "413", "415", "422"} <= set(segment["responses"])
-    assert {param["name"] for param in segment["parameters"]} == {"masks", "confidence", "classes", "format"}
+    assert {param["name"] for param in segment["parameters"]} == {"masks", "confidence", "classes", "format", "overlay"}
+    overlay = spec["components"]["schemas"]["SegmentResponse"]["properties"]["overlay_png_base64"]
+    assert "overlay=true" in overlay["description"]
     seed = spec["components"]["schemas"]["SeedResponse"]
     assert tuple(sorted(seed["properties"])) == SEED_KEYS
     assert "/healthz" in spec["paths"] and "/segmentapi" in spec["paths"]

@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
 PHOTO = IMAGES / "astronaut.jpg"
 SERVER_START_S = 180
 RESULT_TIMEOUT_MS = 120_000
+POSTS: dict[Page, list[str]] = {}  # the URLs each page POSTed to
 
 
 def free_port() -> int:
@@ -94,6 +95,9 @@ def open_page(browser: Browser, server: str, width: int, height: int) -> tuple[P
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on(
+        "request", lambda request: POSTS.setdefault(page, []).append(request.url) if request.method == "POST" else None
+    )
     page.goto(server)
     expect(page.locator("#confidence-value")).to_have_text("0%")  # from /healthz: SEG_CONFIDENCE=0
     return page, problems
@@ -113,6 +117,8 @@ def api_result(server: str) -> dict[str, Any]:
 
 def assert_page_shows(page: Page, result: dict[str, Any]) -> None:
     expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    (posted,) = POSTS[page]  # one model run per click: the overlay comes inside the JSON
+    assert "/segment?" in posted and "overlay=true" in posted and "masks=none" in posted
     expect(page.locator("#error")).to_be_hidden()
     overlay_size = page.eval_on_selector("#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert overlay_size == [True, result["image"]["width"], result["image"]["height"]]
