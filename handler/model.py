@@ -15,18 +15,20 @@ Every PixelLib quirk is handled here and nowhere else:
 from __future__ import annotations
 
 import hashlib
-import io
 import pickle
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from handler.errors import InvalidRequest, ModelFileError
@@ -43,8 +45,17 @@ with warnings.catch_warnings():
     from pixellib.torchbackend.instance.data import transforms as T
     from pixellib.torchbackend.instance.layers.batch_norm import FrozenBatchNorm2d
     from pixellib.torchbackend.instance.layers.wrappers import Conv2d
+    from pixellib.torchbackend.instance.modeling.backbone.fpn import FPN
+    from pixellib.torchbackend.instance.modeling.backbone.resnet import BasicStem, BottleneckBlock
     from pixellib.torchbackend.instance.modeling.meta_arch.build import build_model
+    from pixellib.torchbackend.instance.modeling.roi_heads.mask_head import mask_rcnn_inference
     from pixellib.torchbackend.instance.point_rend.config import add_pointrend_config
+    from pixellib.torchbackend.instance.point_rend.mask_head import PointRendMaskHead
+    from pixellib.torchbackend.instance.point_rend.point_features import (
+        generate_regular_grid_point_coords,
+        get_uncertain_point_coords_on_grid,
+    )
+    from pixellib.torchbackend.instance.point_rend.point_head import StandardPointHead
 
 MODEL_NAME = "pointrend_resnet50"
 RESNET50_CONFIG = Path(pixellib_instance.__file__).parent / "pkg" / "pointrend_rcnn_R_50_FPN_3x_coco.yaml"
@@ -75,10 +86,48 @@ def build_config(detection_speed: DetectionSpeed = "normal"):
     return cfg
 
 
-def build_pointrend() -> torch.nn.Module:
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+)
+_build_lock = threading.Lock()
+
+
+@contextmanager
+def _without_weight_init() -> Iterator[None]:
+    """Build modules without filling their weights with random numbers (they are about to be replaced).
+
+    PointRend has ~60M parameters; drawing them at random costs about a second of cold start, and the
+    untouched ``torch.empty`` memory is never paged in because ``load_weights`` swaps in the file's arrays.
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    with _build_lock:
+        for name in _INIT_FUNCTIONS:
+            setattr(torch.nn.init, name, lambda tensor, *_args, **_kwargs: tensor)
+        try:
+            yield
+        finally:
+            for name, function in saved.items():
+                setattr(torch.nn.init, name, function)
+
+
+def build_pointrend(*, init_weights: bool = True) -> torch.nn.Module:
+    """PixelLib's PointRend R50-FPN in eval mode; ``init_weights=False`` when weights are loaded next."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_model(build_config())
+        if init_weights:
+            model = build_model(build_config())
+        else:
+            with _without_weight_init():
+                model = build_model(build_config())
     return model.eval()
 
 
@@ -105,33 +154,71 @@ class WeightsUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+class _HashingReader:
+    """A file wrapper that hashes what the unpickler reads, so the file is read (and copied) only once."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.digest.update(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self._stream.readline(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        count = self._stream.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:count])
+        return count
+
+    def hexdigest(self) -> str:
+        for block in iter(lambda: self.read(1 << 20), b""):  # whatever follows the pickle counts too
+            del block
+        return self.digest.hexdigest()
+
+
 def read_weights(path: Path, expected_sha256: str | None) -> dict[str, np.ndarray]:
     """Unpickle a PixelLib/detectron2 ``.pkl`` (``{"model": {name: ndarray}, "__author__": ...}``).
 
     A pickle can run code when loaded, so only numpy arrays are unpickled (``WeightsUnpickler``), and with
-    ``expected_sha256`` the file is refused unless it is byte-for-byte the pinned one.
+    ``expected_sha256`` the file is refused unless it is byte-for-byte the pinned one. The file is streamed
+    once: the sha256 is computed over the bytes as the unpickler reads them (no second 240 MB copy).
     """
     try:
-        data = path.read_bytes()
+        stream = path.open("rb")
     except FileNotFoundError:
         raise ModelFileError(
             f"model file not found: {path} (run `python -m handler fetch-model`, or point SEG_MODEL_PATH "
             "at a PixelLib pointrend_resnet50.pkl; for tests: `python -m handler make-test-model PATH`)"
         ) from None
-    if expected_sha256:
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected_sha256.lower():
-            raise ModelFileError(f"model file {path} has sha256 {actual}, expected {expected_sha256}")
-    try:
-        checkpoint = WeightsUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
-        raise ModelFileError(f"{path} is not a weights pickle: {exc}") from None
+    with stream:
+        reader = _HashingReader(stream) if expected_sha256 else stream
+        try:
+            checkpoint, error = WeightsUnpickler(reader, encoding="latin1").load(), None
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+            checkpoint, error = None, exc
+        if expected_sha256:
+            actual = reader.hexdigest()
+            if actual != expected_sha256.lower():
+                raise ModelFileError(f"model file {path} has sha256 {actual}, expected {expected_sha256}")
+    if error is not None:
+        raise ModelFileError(f"{path} is not a weights pickle: {error}") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise ModelFileError(f"{path} is not a PixelLib/detectron2 checkpoint (no 'model' dict)")
     return checkpoint["model"]
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, np.ndarray], source: Path) -> None:
+    """Put ``weights`` into ``model``; keys, shapes and dtypes must match its ``state_dict`` exactly.
+
+    The arrays become the model's tensors without a copy (``assign=True``), so a model built with
+    ``init_weights=False`` never touches memory for weights it is about to drop.
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
@@ -142,13 +229,14 @@ def load_weights(model: torch.nn.Module, weights: dict[str, np.ndarray], source:
         )
     tensors = {}
     for name, value in weights.items():
-        tensor = torch.as_tensor(np.asarray(value))
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ModelFileError(
-                f"{source}: {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
-            )
-        tensors[name] = tensor
-    model.load_state_dict(tensors, strict=True)
+        array = np.asarray(value)
+        target = expected[name]
+        if tuple(array.shape) != tuple(target.shape):
+            raise ModelFileError(f"{source}: {name} has shape {tuple(array.shape)}, expected {tuple(target.shape)}")
+        if not array.flags.writeable or not array.flags.c_contiguous or array.dtype != target.numpy().dtype:
+            array = np.array(array, dtype=target.numpy().dtype, order="C")  # own, writable memory
+        tensors[name] = torch.from_numpy(array)
+    model.load_state_dict(tensors, strict=True, assign=True)
 
 
 def fold_frozen_batchnorms(model: torch.nn.Module) -> int:
@@ -168,15 +256,222 @@ def fold_frozen_batchnorms(model: torch.nn.Module) -> int:
     return folded
 
 
+# --- oneDNN fused convolutions --------------------------------------------------------------------------------
+# PyTorch's eager CPU convolution runs each conv, ReLU and residual add as its own pass over memory.
+# ``torch.ops.mkldnn._convolution_pointwise`` (the op Inductor's CPU backend emits) runs the same oneDNN
+# convolution with the ReLU / add applied in its epilogue: the same numbers, bit for bit (checked by
+# bench/engine.py against stock PixelLib), without the extra passes. Only used where it applies: CPU float32,
+# non-empty input, no autograd; everything else takes PixelLib's own forward.
+_conv_pointwise = torch.ops.mkldnn._convolution_pointwise.default
+_conv_pointwise_add = torch.ops.mkldnn._convolution_pointwise.binary
+_RELU = (F.relu, F.relu_, torch.relu, torch.relu_)
+
+
+def _fusable(x: torch.Tensor) -> bool:
+    return x.dtype == torch.float32 and x.device.type == "cpu" and x.numel() > 0 and not torch.is_grad_enabled()
+
+
+def _conv_args(conv: torch.nn.Module) -> tuple[list[int], list[int], list[int], int]:
+    return list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
+
+
+def _conv(conv: torch.nn.Module, x: torch.Tensor, attr: str = "none") -> torch.Tensor:
+    return _conv_pointwise(x, conv.weight, conv.bias, *conv._fused_args, attr, [], "")
+
+
+def _conv_add(conv: torch.nn.Module, x: torch.Tensor, other: torch.Tensor, relu: bool) -> torch.Tensor:
+    """``conv(x) + other`` (then ReLU when asked), as one op."""
+    return _conv_pointwise_add(
+        x, other, conv.weight, conv.bias, *conv._fused_args, "add", 1.0, "relu" if relu else None, [], ""
+    )
+
+
+def _fusable_conv(conv: object) -> bool:
+    return (
+        isinstance(conv, torch.nn.Conv1d | torch.nn.Conv2d)
+        and getattr(conv, "norm", None) is None
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+        and conv.weight.dtype == torch.float32
+    )
+
+
+def _activation(conv: torch.nn.Module) -> str | None:
+    activation = getattr(conv, "activation", None)
+    if activation is None:
+        return "none"
+    if activation in _RELU or isinstance(activation, torch.nn.ReLU):
+        return "relu"
+    return None
+
+
+def _fused_conv_forward(conv: torch.nn.Module, attr: str, original: Callable) -> Callable:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return _conv(conv, x, attr) if _fusable(x) else original(x)
+
+    return forward
+
+
+def _fused_bottleneck_forward(block: BottleneckBlock, original: Callable) -> Callable:
+    def forward(x: torch.Tensor) -> torch.Tensor:  # PixelLib: relu(conv3(relu(conv2(relu(conv1(x))))) + shortcut)
+        if not _fusable(x):
+            return original(x)
+        out = _conv(block.conv1, x, "relu")
+        out = _conv(block.conv2, out, "relu")
+        shortcut = x if block.shortcut is None else _conv(block.shortcut, x)
+        return _conv_add(block.conv3, out, shortcut, relu=True)
+
+    return forward
+
+
+def _fused_stem_forward(stem: BasicStem, original: Callable) -> Callable:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if not _fusable(x):
+            return original(x)
+        return F.max_pool2d(_conv(stem.conv1, x, "relu"), kernel_size=3, stride=2, padding=1)
+
+    return forward
+
+
+def _fused_fpn_forward(fpn: FPN, original: Callable) -> Callable:
+    def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:  # PixelLib's FPN.forward, lateral conv + add fused
+        if not _fusable(x):
+            return original(x)
+        bottom_up = fpn.bottom_up(x)
+        prev = fpn.lateral_convs[0](bottom_up[fpn.in_features[-1]])
+        results = [fpn.output_convs[0](prev)]
+        for idx, (lateral_conv, output_conv) in enumerate(zip(fpn.lateral_convs, fpn.output_convs, strict=True)):
+            if idx > 0:
+                top_down = F.interpolate(prev, scale_factor=2.0, mode="nearest")
+                prev = _conv_add(lateral_conv, bottom_up[fpn.in_features[-idx - 1]], top_down, relu=False)
+                results.insert(0, output_conv(prev))
+        if fpn.top_block is not None:
+            if fpn.top_block.in_feature in bottom_up:
+                top_input = bottom_up[fpn.top_block.in_feature]
+            else:
+                top_input = results[fpn._out_features.index(fpn.top_block.in_feature)]
+            results.extend(fpn.top_block(top_input))
+        return dict(zip(fpn._out_features, results, strict=True))
+
+    return forward
+
+
+def _fused_point_head_forward(head: StandardPointHead, original: Callable) -> Callable:
+    def forward(fine_grained_features: torch.Tensor, coarse_features: torch.Tensor) -> torch.Tensor:
+        x = torch.cat((fine_grained_features, coarse_features), dim=1)
+        if not _fusable(x):
+            return original(fine_grained_features, coarse_features)
+        for layer in head.fc_layers:
+            x = _conv(layer, x, "relu")
+            if head.coarse_pred_each_layer:
+                x = torch.cat((x, coarse_features), dim=1)
+        return _conv(head.predictor, x)
+
+    return forward
+
+
+def fuse_convolutions(model: torch.nn.Module) -> int:
+    """Route PointRend's convolutions through oneDNN fused conv+ReLU / conv+add(+ReLU) ops (after BN folding).
+
+    Returns how many convolutions were fused. Each module keeps its original forward as the fallback.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return 0
+    fused = 0
+    for module in model.modules():
+        if _fusable_conv(module) and _activation(module) is not None:
+            module._fused_args = _conv_args(module)
+            module.forward = _fused_conv_forward(module, _activation(module), module.forward)
+            fused += 1
+    for module in model.modules():
+        if (
+            isinstance(module, BottleneckBlock)
+            and all(
+                hasattr(conv, "_fused_args") and _activation(conv) == "none"
+                for conv in (module.conv1, module.conv2, module.conv3)
+            )
+            and (module.shortcut is None or hasattr(module.shortcut, "_fused_args"))
+        ):
+            module.forward = _fused_bottleneck_forward(module, module.forward)
+        elif isinstance(module, BasicStem) and hasattr(module.conv1, "_fused_args"):
+            module.forward = _fused_stem_forward(module, module.forward)
+        elif (
+            isinstance(module, FPN)
+            and module._fuse_type == "sum"
+            and all(hasattr(conv, "_fused_args") for conv in module.lateral_convs)
+        ):
+            module.forward = _fused_fpn_forward(module, module.forward)
+        elif isinstance(module, StandardPointHead) and all(
+            hasattr(layer, "_fused_args") for layer in [*module.fc_layers, module.predictor]
+        ):
+            module.forward = _fused_point_head_forward(module, module.forward)
+    return fused
+
+
+def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
+    """PointRend's mask refinement on the predicted class's channel only.
+
+    PixelLib upsamples, scores and scatters the mask logits of all 80 classes at every subdivision step
+    (up to 224x224 per box) and keeps one of them at the end. Bilinear upsampling, the uncertainty map and
+    the scatter treat channels independently, so taking the predicted class's channel of each point
+    prediction first gives the same masks at 1/80 of that work.
+    """
+
+    def subdivision_inference(features, mask_representations, instances):  # PixelLib's signature
+        pred_boxes = [x.pred_boxes for x in instances]
+        pred_classes = torch.cat([x.pred_classes for x in instances])
+        rows = torch.arange(pred_classes.size(0), device=pred_classes.device)
+        resolution = mask_head.mask_point_subdivision_init_resolution
+        mask_logits = None
+        for _ in range(mask_head.mask_point_subdivision_steps + 1):
+            if mask_logits is None:
+                point_coords = generate_regular_grid_point_coords(pred_classes.size(0), resolution, rows.device)
+            else:
+                mask_logits = F.interpolate(mask_logits, scale_factor=2, mode="bilinear", align_corners=False)
+                point_indices, point_coords = get_uncertain_point_coords_on_grid(
+                    -torch.abs(mask_logits), mask_head.mask_point_subdivision_num_points
+                )
+            fine_grained_features = mask_head._point_pooler(features, pred_boxes, point_coords)
+            point_logits = mask_head._get_point_logits(fine_grained_features, point_coords, mask_representations)
+            point_logits = point_logits[rows, pred_classes].unsqueeze(1)  # (R, 1, P): the predicted class
+            if mask_logits is None:
+                mask_logits = point_logits.reshape(-1, 1, resolution, resolution)
+                if len(pred_classes) == 0:
+                    break
+            else:
+                count, _, height, width = mask_logits.shape
+                mask_logits = (
+                    mask_logits.reshape(count, 1, height * width)
+                    .scatter_(2, point_indices.unsqueeze(1), point_logits)
+                    .view(count, 1, height, width)
+                )
+        mask_rcnn_inference(mask_logits, instances)  # one channel: sigmoid, as PixelLib does for the class
+        return instances
+
+    mask_head._subdivision_inference = subdivision_inference
+
+
 def use_channels_last(model: torch.nn.Module) -> None:
-    """NHWC convolutions are faster on x86 CPUs (oneDNN); the backbone's input is converted once."""
-    model.to(memory_format=torch.channels_last)
+    """NHWC activations suit oneDNN's x86 kernels; the backbone's input is converted once.
+
+    Only the activations: the convolution weights stay as loaded (oneDNN reorders them per call either way;
+    converting them would copy 140 MB at cold start for about 1% of inference time).
+    """
     backbone_forward = model.backbone.forward
 
     def forward(images: torch.Tensor):
         return backbone_forward(images.contiguous(memory_format=torch.channels_last))
 
     model.backbone.forward = forward
+
+
+def optimise(model: torch.nn.Module) -> torch.nn.Module:
+    """Every output-preserving speed-up, in order: BN folding, fused convs, NHWC activations, class-only masks."""
+    fold_frozen_batchnorms(model)
+    fuse_convolutions(model)
+    use_channels_last(model)  # after fusing: it wraps the backbone's (fused) forward
+    predicted_class_subdivision(model.roi_heads.mask_head)
+    return model
 
 
 class Segmenter:
@@ -187,10 +482,9 @@ class Segmenter:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         started = time.perf_counter()
-        self.model = build_pointrend()
+        self.model = build_pointrend(init_weights=False)
         load_weights(self.model, read_weights(settings.model_path, settings.model_sha256), settings.model_path)
-        fold_frozen_batchnorms(self.model)
-        use_channels_last(self.model)
+        optimise(self.model)
         self.load_ms = (time.perf_counter() - started) * 1000
         self.model_sha256 = settings.model_sha256
         self.class_names = COCO_CLASS_NAMES
