@@ -1,0 +1,259 @@
+"""Soak and concurrency: does the service keep answering, without leaking memory or file descriptors?
+
+1. ``lambda_handler`` in this process, as one warm Lambda container: a small sample HTTP event from events/
+   (default: the 96x96 multipart upload), warm-up invocations, then N sequential invocations.
+2. ``python -m handler serve`` as a subprocess on a free 127.0.0.1 port: warm-up requests, then M multipart
+   POST /segment requests from a pool of W threads (W between 4 and 8: the server's admission control runs
+   2 and queues 6, and answers 503 beyond that; a 503 counts as an error here).
+
+For each phase: p50/p95 latency, errors (any answer other than 200), RSS after warm-up and at the end,
+open file descriptors (/proc/<pid>/fd) after warm-up and at the end. The last line sums both phases:
+``soak_errors=<n> rss_growth_pct=<x.xx> p95_ms=<n>`` with the larger growth and the larger p95 of the two.
+
+Run (about 3-6 minutes on 2 cores with the test model):
+    SEG_MODEL_PATH=.cache/models/test_model.pkl .venv/bin/python bench/soak.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_EVENT = REPO / "events" / "apigw-http-multipart.json"
+DEFAULT_MODEL = REPO / ".cache" / "models" / "test_model.pkl"
+SERVER_START_S = 180
+LOOPBACK = "127.0.0.1"
+
+
+def rss_kib(pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def open_fds(pid: int | str = "self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    rss_warm_kib: int = 0
+    rss_end_kib: int = 0
+    fds_warm: int = 0
+    fds_end: int = 0
+
+    @property
+    def rss_growth_pct(self) -> float:
+        return (self.rss_end_kib - self.rss_warm_kib) / self.rss_warm_kib * 100
+
+    @property
+    def p95_ms(self) -> float:
+        return percentile(self.latencies_ms, 95)
+
+    def report(self) -> str:
+        return (
+            f"{self.name}: n={len(self.latencies_ms)} p50_ms={statistics.median(self.latencies_ms):.0f} "
+            f"p95_ms={self.p95_ms:.0f} max_ms={max(self.latencies_ms):.0f} errors={len(self.errors)} "
+            f"rss_warm_mib={self.rss_warm_kib / 1024:.1f} rss_end_mib={self.rss_end_kib / 1024:.1f} "
+            f"rss_growth_pct={self.rss_growth_pct:.2f} fds_warm={self.fds_warm} fds_end={self.fds_end}"
+        )
+
+
+class Context:
+    """What the Lambda runtime's context offers the handler: a request id and a generous deadline."""
+
+    function_name = "pointrend"
+    memory_limit_in_mb = 3008
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pointrend"
+
+    def __init__(self, n: int) -> None:
+        self.aws_request_id = f"soak-{n:06d}"
+        self._deadline = time.monotonic() + 60
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline - time.monotonic()) * 1000)
+
+
+def lambda_phase(event_path: Path, warmup: int, count: int) -> Phase:
+    from handler.lambda_function import lambda_handler  # the init phase: loads the model
+
+    event = json.loads(event_path.read_text())
+    phase = Phase("lambda_handler sequential")
+
+    def invoke(n: int) -> tuple[float, str | None]:
+        started = time.perf_counter()
+        answer = lambda_handler(event, Context(n))
+        elapsed = (time.perf_counter() - started) * 1000
+        return elapsed, None if answer.get(
+            "statusCode"
+        ) == 200 else f"{answer.get('statusCode')}: {answer.get('body', '')[:200]}"
+
+    for n in range(warmup):
+        invoke(-n - 1)
+    phase.rss_warm_kib, phase.fds_warm = rss_kib(), open_fds()
+    for n in range(count):
+        elapsed, error = invoke(n)
+        phase.latencies_ms.append(elapsed)
+        if error:
+            phase.errors.append(error)
+    phase.rss_end_kib, phase.fds_end = rss_kib(), open_fds()
+    return phase
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def multipart_image(event_path: Path) -> tuple[bytes, str]:
+    """The image inside the sample event, to send as a form upload."""
+    import base64
+
+    event = json.loads(event_path.read_text())
+    body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else event["body"].encode()
+    content_type = event["headers"]["content-type"]
+    if not content_type.startswith("multipart/form-data"):
+        return body, content_type
+    boundary = content_type.split("boundary=", 1)[1].encode()
+    part = body.split(b"--" + boundary)[1]
+    headers, data = part.split(b"\r\n\r\n", 1)
+    kind = next(
+        (
+            line.split(b":", 1)[1].strip().decode()
+            for line in headers.split(b"\r\n")
+            if line.lower().startswith(b"content-type")
+        ),
+        "application/octet-stream",
+    )
+    return data.removesuffix(b"\r\n"), kind
+
+
+def serve_phase(event_path: Path, warmup: int, count: int, workers: int) -> Phase:
+    if not 4 <= workers <= 8:
+        raise SystemExit("--workers must be 4..8: at least 4 at a time, and within admission (2 running + 6 waiting)")
+    image, image_type = multipart_image(event_path)
+    port = free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="soak-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    server = subprocess.Popen(
+        [sys.executable, "-m", "handler", "serve", "--host", LOOPBACK, "--port", str(port)],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    phase = Phase(f"serve concurrent ({workers} at a time)")
+    try:
+        with httpx.Client(timeout=120) as client:
+            wait_until_healthy(client, url, server, Path(log.name))
+            send = request_sender(url, image, image_type)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(lambda _: send(client), range(warmup)))
+                phase.rss_warm_kib, phase.fds_warm = rss_kib(server.pid), open_fds(server.pid)
+                for elapsed, error in pool.map(lambda _: send(client), range(count)):
+                    phase.latencies_ms.append(elapsed)
+                    if error:
+                        phase.errors.append(error)
+            phase.rss_end_kib, phase.fds_end = rss_kib(server.pid), open_fds(server.pid)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    if server.returncode not in (0, -15):
+        print(f"note: the server exited with {server.returncode}; log: {log.name}", file=sys.stderr)
+    else:
+        os.unlink(log.name)
+    return phase
+
+
+def wait_until_healthy(client: httpx.Client, url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if client.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the server did not answer /healthz in {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
+
+
+def request_sender(url: str, image: bytes, image_type: str) -> Callable[[httpx.Client], tuple[float, str | None]]:
+    def send(client: httpx.Client) -> tuple[float, str | None]:
+        started = time.perf_counter()
+        try:
+            response = client.post(
+                f"{url}/segment", params={"masks": "rle"}, files={"image": ("soak.jpg", image, image_type)}
+            )
+        except httpx.HTTPError as exc:
+            return (time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}"
+        elapsed = (time.perf_counter() - started) * 1000
+        return elapsed, None if response.status_code == 200 else f"{response.status_code}: {response.text[:200]}"
+
+    return send
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--event", type=Path, default=DEFAULT_EVENT, help="a sample HTTP event (small image)")
+    parser.add_argument("--sequential", type=int, default=300, help="lambda_handler invocations")
+    parser.add_argument("--concurrent", type=int, default=100, help="requests to the server")
+    parser.add_argument("--workers", type=int, default=6, help="requests in flight at once (4..8)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed requests before each phase")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("SEG_MODEL_PATH", str(DEFAULT_MODEL))
+    os.environ.setdefault("SEG_DETECTION_SPEED", "rapid")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one log line per request would dominate
+    sys.path.insert(0, str(REPO))
+    print(
+        f"model={os.environ['SEG_MODEL_PATH']} speed={os.environ['SEG_DETECTION_SPEED']} event={args.event.name}",
+        flush=True,
+    )
+
+    phases = [lambda_phase(args.event, args.warmup, args.sequential)]
+    print(phases[0].report(), flush=True)
+    phases.append(serve_phase(args.event, args.warmup, args.concurrent, args.workers))
+    print(phases[1].report(), flush=True)
+    for phase in phases:
+        for error in phase.errors[:5]:
+            print(f"  {phase.name} error: {error}")
+    errors = sum(len(phase.errors) for phase in phases)
+    growth = max(phase.rss_growth_pct for phase in phases)
+    p95 = max(phase.p95_ms for phase in phases)
+    print(f"soak_errors={errors} rss_growth_pct={growth:.2f} p95_ms={p95:.0f}")
+    return 0 if errors == 0 and growth < 5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
