@@ -9,7 +9,7 @@ TEST_MODEL := .cache/models/test_model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run model test-model lint test pytest browser bench image image-smoke clean
+.PHONY: install run model test-model lint test pytest browser bench soak image image-smoke clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ test: install test-model lint browser pytest
 
 bench: install test-model
 	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) bench/engine.py
+
+soak: install test-model
+	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) bench/soak.py
 
 IMAGE ?= pointrend-lambda:latest
 # Needs a Docker engine and the real weights' sha256 pinned in infra/model.sha256.
