@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +47,34 @@ def photo_bytes() -> bytes:
 
 # Moto server (real HTTP) and S3 fixtures: moto_endpoint, s3, bucket.
 pytest_plugins = ["moto_fixtures"]
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of the Lambda context object that the handler and its logger read."""
+
+    remaining_ms: int = 600_000
+    aws_request_id: str = "6f1c3a52-1d0e-4f6b-9d5e-0123456789ab"
+    function_name: str = "pointrend"
+    memory_limit_in_mb: int = 3008
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pointrend"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture(scope="session")
+def lambda_handler(test_model_path) -> Callable[[Any, Any], dict[str, Any]]:
+    from handler.lambda_function import lambda_handler  # importing it loads the model: the init phase
+
+    return lambda_handler
+
+
+@pytest.fixture(scope="module")
+def client(segmenter) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from handler.api import app
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client

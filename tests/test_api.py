@@ -35,12 +35,6 @@ from handler.settings import get_settings
 PHOTO = (IMAGES / "astronaut.jpg").read_bytes()  # 320 x 320
 
 
-@pytest.fixture(scope="module")
-def client(segmenter) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
 @pytest.fixture
 def configure(settings) -> Iterator[Any]:
     """``configure(max_image_bytes=...)``: the app's settings for one test, through its dependency."""

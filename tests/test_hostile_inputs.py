@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from conftest import IMAGES, REPO
+from conftest import IMAGES, REPO, FakeLambdaContext
 from fastapi.testclient import TestClient
 from imaging import (
     animated,
@@ -44,29 +44,6 @@ SMALL = encode(gradient(64, 48), "JPEG")
 TRUNCATED = encode(gradient(256, 256), "JPEG")[:400]
 MP_IMAGE, MP_TYPE = multipart([("image", "photo.jpg", SMALL)])
 TRACES = ("Traceback", 'File "', '.py", line')
-
-
-class FakeContext:
-    aws_request_id = "hostile-0000"
-    function_name = "pointrend"
-    memory_limit_in_mb = 3008
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pointrend"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 600_000
-
-
-@pytest.fixture(scope="module")
-def lambda_handler(test_model_path) -> Callable[[Any, Any], dict[str, Any]]:
-    from handler.lambda_function import lambda_handler  # importing it loads the model: the init phase
-
-    return lambda_handler
-
-
-@pytest.fixture(scope="module")
-def client(segmenter) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +335,7 @@ def assert_next_request_succeeds(lambda_handler: Callable[..., dict[str, Any]]) 
     """A valid request right after, through the Lambda entry point (one model run per case keeps the suite
     fast; the TestClient path gets its next request from the next case, valid ones included)."""
     app.dependency_overrides.clear()
-    answer = lambda_handler(valid_event(), FakeContext())
+    answer = lambda_handler(valid_event(), FakeLambdaContext())
     assert_answer(answer["statusCode"], answer["headers"], answer["body"], 200, None)
 
 
@@ -372,7 +349,7 @@ def test_http(case: Http, client: TestClient, lambda_handler, configure, buckets
     response = client.request(case.method, url, content=body, headers=headers)
     through_client = assert_answer(response.status_code, dict(response.headers), response.text, case.status, case.code)
 
-    answer = lambda_handler(http_event(case.method, case.path, case.query, headers, body), FakeContext())
+    answer = lambda_handler(http_event(case.method, case.path, case.query, headers, body), FakeLambdaContext())
     assert answer["isBase64Encoded"] is False
     through_lambda = assert_answer(answer["statusCode"], answer["headers"], answer["body"], case.status, case.code)
 
@@ -453,7 +430,7 @@ EVENT_CASES: list[tuple[str, Callable[[], dict[str, Any]], int, str | None]] = [
 
 @pytest.mark.parametrize(("name", "make", "status", "code"), EVENT_CASES, ids=[case[0] for case in EVENT_CASES])
 def test_api_gateway_event(name: str, make, status: int, code: str | None, lambda_handler) -> None:
-    answer = lambda_handler(make(), FakeContext())
+    answer = lambda_handler(make(), FakeLambdaContext())
     assert_answer(answer["statusCode"], answer["headers"], answer["body"], status, code)
     assert_next_request_succeeds(lambda_handler)
 
@@ -478,7 +455,7 @@ def results_for(s3: Any, bucket: str, key: str) -> set[str]:
 
 def assert_next_upload_succeeds(s3: Any, bucket: str, lambda_handler) -> None:
     s3.put_object(Bucket=bucket, Key="uploads/next.jpg", Body=SMALL)
-    answer = lambda_handler(s3_event(bucket, "uploads/next.jpg"), FakeContext())
+    answer = lambda_handler(s3_event(bucket, "uploads/next.jpg"), FakeLambdaContext())
     assert [item["outcome"] for item in answer["objects"]] == ["segmented"]
     assert results_for(s3, bucket, "uploads/next.jpg") == {"results/next.jpg.json", "results/next.jpg.png"}
 
@@ -530,7 +507,7 @@ def test_s3_upload(case: Upload, s3, bucket, lambda_handler) -> None:
     if case.data is not None:
         s3.put_object(Bucket=bucket, Key=case.key, Body=case.data)
     encoded = case.encoded_key if case.encoded_key is not None else quote_plus(case.key, safe="/")
-    answer = lambda_handler(s3_event(bucket, encoded, case.event_name), FakeContext())
+    answer = lambda_handler(s3_event(bucket, encoded, case.event_name), FakeLambdaContext())
     assert_clean(json.dumps(answer))
     (processed,) = answer["objects"]
     assert processed["key"] == case.key  # decoded exactly as S3 encoded it
@@ -592,14 +569,14 @@ EVENT_SHAPES: list[tuple[str, Callable[[str], Any], str | list[str]]] = [
 def test_s3_event_shape(name: str, make, expected, s3, bucket, lambda_handler) -> None:
     event = make(bucket)
     if isinstance(expected, list):
-        answer = lambda_handler(event, FakeContext())
+        answer = lambda_handler(event, FakeLambdaContext())
         assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == expected
         assert_clean(json.dumps(answer))
     else:
         # An event that names no object cannot get an error record: it fails with a typed error that says
         # what is wrong (Lambda retries it, then keeps it in the on-failure destination).
         with pytest.raises(ValueError) as raised:
-            lambda_handler(event, FakeContext())
+            lambda_handler(event, FakeLambdaContext())
         assert type(raised.value).__name__ == expected
         assert str(raised.value).startswith(("malformed", "no handler for this event"))
         assert_clean(str(raised.value))

@@ -7,13 +7,10 @@ import hashlib
 import importlib.util
 import io
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, FakeLambdaContext
 from PIL import Image
 from pydantic import BaseModel
 
@@ -33,27 +30,6 @@ EXPECTED: dict[str, tuple[int, str, type[BaseModel] | None]] = {
     "apigw-rest-multipart.json": (200, "application/json", SegmentResponse),
     "function-url-raw-jpeg.json": (200, "application/json", SegmentResponse),
 }
-
-
-@dataclass
-class FakeContext:
-    """The attributes of the Lambda context object that the handler and its logger read."""
-
-    remaining_ms: int = 60_000
-    aws_request_id: str = "6f1c3a52-1d0e-4f6b-9d5e-0123456789ab"
-    function_name: str = "pointrend"
-    memory_limit_in_mb: int = 3008
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pointrend"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture(scope="module")
-def lambda_handler(test_model_path: Path) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    from handler.lambda_function import lambda_handler  # importing it loads the model: the init phase
-
-    return lambda_handler
 
 
 def load(name: str) -> dict[str, Any]:
@@ -89,7 +65,7 @@ def test_the_events_are_what_the_generator_writes() -> None:
 def test_http_event(lambda_handler, name: str) -> None:
     event = load(name)
     status, content_type, schema = EXPECTED[name]
-    response = lambda_handler(event, FakeContext())
+    response = lambda_handler(event, FakeLambdaContext())
 
     assert response["statusCode"] == status, response["body"][:500]
     assert response["headers"]["content-type"] == content_type
@@ -116,12 +92,12 @@ def test_http_event(lambda_handler, name: str) -> None:
 
 
 def test_function_url_query_reaches_the_route(lambda_handler) -> None:
-    body = json.loads(lambda_handler(load("function-url-raw-jpeg.json"), FakeContext())["body"])
+    body = json.loads(lambda_handler(load("function-url-raw-jpeg.json"), FakeLambdaContext())["body"])
     assert "polygons" in body and "masks" not in body  # the event asks for masks=polygons
 
 
 def test_too_little_time_left_is_a_503_before_the_model_runs(lambda_handler) -> None:
-    response = lambda_handler(load("apigw-http-multipart.json"), FakeContext(remaining_ms=200))
+    response = lambda_handler(load("apigw-http-multipart.json"), FakeLambdaContext(remaining_ms=200))
     assert response["statusCode"] == 503
     assert response["headers"]["retry-after"]
     assert json.loads(response["body"])["error"]["code"] == "out_of_time"
@@ -131,4 +107,4 @@ def test_an_event_nobody_claims_is_a_clear_error(lambda_handler) -> None:
     from handler.lambda_function import UnclaimedEvent
 
     with pytest.raises(UnclaimedEvent, match="API Gateway"):
-        lambda_handler({"detail-type": "Scheduled Event", "source": "aws.events"}, FakeContext())
+        lambda_handler({"detail-type": "Scheduled Event", "source": "aws.events"}, FakeLambdaContext())

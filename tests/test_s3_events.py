@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, unquote, urlsplit
@@ -21,6 +20,7 @@ from urllib.parse import quote_plus, unquote, urlsplit
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
+from conftest import FakeLambdaContext
 from imaging import png_header_only
 from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
@@ -39,25 +39,6 @@ ENCODED_SAMPLE_KEY = "uploads/Summer 2024/café über+alles 100%.jpg"
 BAD_MESSAGE_ID = "2e1424d4-f796-459a-8184-9c92662be6da"
 
 pytestmark = pytest.mark.usefixtures("segmenter")
-
-
-@dataclass
-class LambdaContext:
-    """The part of the Lambda runtime's context object the handler reads."""
-
-    remaining_ms: int = 600_000
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-@pytest.fixture
-def lambda_handler(segmenter: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The image's entry point (imported late: importing it loads the model, made by ``segmenter``)."""
-    from handler.lambda_function import lambda_handler
-
-    return lambda_handler
 
 
 # --- events -----------------------------------------------------------------------------------------
@@ -218,7 +199,7 @@ def log_lines() -> Iterator[list[dict[str, Any]]]:
 def test_s3_put_event_writes_result_json_and_overlay_png(s3, bucket, lambda_handler):
     data = upload(s3, bucket, SAMPLE_KEY, "rocket.jpg")
     with s3_calls(s3) as calls:
-        answer = lambda_handler(sample_event("s3-put.json", bucket), LambdaContext())
+        answer = lambda_handler(sample_event("s3-put.json", bucket), FakeLambdaContext())
     body = assert_segmented(s3, bucket, SAMPLE_KEY, data)
     assert body["masks"], "the test model finds objects in rocket.jpg: the RLE check above must not be empty"
     [processed] = answer["objects"]
@@ -234,7 +215,7 @@ def test_s3_put_event_writes_result_json_and_overlay_png(s3, bucket, lambda_hand
 def test_encoded_key_event_file_names_the_decoded_key(s3, bucket, lambda_handler):
     data = upload(s3, bucket, ENCODED_SAMPLE_KEY)
     event = json.loads((EVENTS / "s3-put-encoded-key.json").read_text(encoding="utf-8").replace(SAMPLE_BUCKET, bucket))
-    lambda_handler(event, LambdaContext())
+    lambda_handler(event, FakeLambdaContext())
     assert_segmented(s3, bucket, ENCODED_SAMPLE_KEY, data)
 
 
@@ -250,21 +231,21 @@ def test_many_records_with_awkward_keys_each_get_their_result(s3, bucket):
 def test_eventbridge_object_created_key_is_taken_as_it_is(s3, bucket, lambda_handler):
     key = "uploads/a+b c%41.jpg"  # EventBridge does not URL-encode: "+" and "%41" are literal here
     data = upload(s3, bucket, key)
-    lambda_handler(sample_event("eventbridge-s3.json", bucket, key), LambdaContext())
+    lambda_handler(sample_event("eventbridge-s3.json", bucket, key), FakeLambdaContext())
     assert_segmented(s3, bucket, key, data)
 
 
 def test_s3_test_event_is_acknowledged_and_writes_nothing(s3, bucket, lambda_handler):
     with s3_calls(s3) as calls:
-        assert lambda_handler(sample_event("s3-test-event.json", bucket), LambdaContext()) == {"objects": []}
+        assert lambda_handler(sample_event("s3-test-event.json", bucket), FakeLambdaContext()) == {"objects": []}
         test_in_sqs = sqs_batch(sample_event("s3-test-event.json", bucket))
-        assert lambda_handler(test_in_sqs, LambdaContext()) == {"batchItemFailures": []}
+        assert lambda_handler(test_in_sqs, FakeLambdaContext()) == {"batchItemFailures": []}
     assert calls == []
 
 
 def test_sqs_sample_batch_reports_exactly_the_bad_message(s3, bucket, lambda_handler, log_lines):
     data = upload(s3, bucket, SAMPLE_KEY)
-    answer = lambda_handler(sample_event("sqs-s3.json", bucket), LambdaContext())
+    answer = lambda_handler(sample_event("sqs-s3.json", bucket), FakeLambdaContext())
     assert answer == {"batchItemFailures": [{"itemIdentifier": BAD_MESSAGE_ID}]}
     assert_segmented(s3, bucket, SAMPLE_KEY, data)
     [failed] = [line for line in log_lines if line.get("outcome") == "failed"]
@@ -363,9 +344,9 @@ def test_object_replaced_between_head_and_get_is_retried_not_recorded(s3, bucket
 def test_too_little_time_left_fails_the_object_for_a_retry(s3, bucket):
     upload(s3, bucket, SAMPLE_KEY)
     with pytest.raises(s3_events.ObjectsFailed) as failure:
-        s3_events.handle(s3_put(bucket, SAMPLE_KEY), LambdaContext(remaining_ms=200))
+        s3_events.handle(s3_put(bucket, SAMPLE_KEY), FakeLambdaContext(remaining_ms=200))
     assert isinstance(failure.value.__cause__, OutOfTime)
-    assert s3_events.handle(sqs_batch(s3_put(bucket, SAMPLE_KEY)), LambdaContext(remaining_ms=200)) == {
+    assert s3_events.handle(sqs_batch(s3_put(bucket, SAMPLE_KEY)), FakeLambdaContext(remaining_ms=200)) == {
         "batchItemFailures": [{"itemIdentifier": "m0"}]
     }
     assert keys_in(s3, bucket) == {SAMPLE_KEY}

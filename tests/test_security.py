@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from conftest import IMAGES, REPO
+from conftest import IMAGES, REPO, FakeLambdaContext
 from fastapi.testclient import TestClient
 from imaging import encode, gradient, multipart
 
@@ -110,26 +110,6 @@ def watching() -> Iterator[Watch]:
         client.meta.events.unregister("provide-client-params.s3.*", _record_s3_call)
 
 
-class FakeContext:
-    aws_request_id = "security-0000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 600_000
-
-
-@pytest.fixture(scope="module")
-def lambda_handler(test_model_path) -> Callable[[Any, Any], dict[str, Any]]:
-    from handler.lambda_function import lambda_handler
-
-    return lambda_handler
-
-
-@pytest.fixture(scope="module")
-def client(segmenter) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
 @pytest.fixture
 def buckets(s3: Any, settings) -> Iterator[dict[str, str]]:
     """An allowed bucket and a private one beside it, each with the photo; only the first is allowed."""
@@ -209,7 +189,7 @@ def test_no_request_reads_a_local_file_or_a_bucket_not_allowed(
             assert response.status_code in (403, 404, 422), (uri, response.text)
             assert PHOTO[:200] not in response.content
         for path in TRAVERSALS:
-            answer = lambda_handler(http_event("GET", path), FakeContext())
+            answer = lambda_handler(http_event("GET", path), FakeLambdaContext())
             assert answer["statusCode"] == 404, (path, answer["body"][:300])
             assert "root:" not in answer["body"] and "Settings" not in answer["body"]
         allowed = client.post("/segment?masks=none", json={"s3_uri": "s3://security-allowed/photo.jpg"})
@@ -242,7 +222,7 @@ def test_multipart_filenames_are_ignored(client: TestClient, lambda_handler, san
                 "/segment?masks=none&confidence=1", content=body, headers={"content-type": content_type}
             )
             assert response.status_code == 200, response.text
-            answer = lambda_handler(http_event("POST", "/segmentapi", body, content_type), FakeContext())
+            answer = lambda_handler(http_event("POST", "/segmentapi", body, content_type), FakeLambdaContext())
             assert answer["statusCode"] == 200, answer["body"][:300]
             assert MARKER not in response.text and MARKER not in answer["body"]
     assert watch.opened == [] and watch.spawned == []
@@ -259,7 +239,7 @@ def test_s3_keys_never_touch_the_local_filesystem(s3: Any, bucket: str, lambda_h
         record["s3"]["bucket"]["name"], record["s3"]["object"]["key"] = bucket, quote_plus(key, safe="/")
         records.append(record)
     with watching() as watch:
-        answer = lambda_handler({"Records": records}, FakeContext())
+        answer = lambda_handler({"Records": records}, FakeLambdaContext())
     assert [item["outcome"] for item in answer["objects"]] == ["segmented"] * len(keys)
     assert watch.opened == [] and watch.spawned == []
     assert files_under(sandbox) == []
@@ -330,7 +310,7 @@ def test_an_unexpected_exception_is_answered_without_its_traceback(client: TestC
     app.dependency_overrides[api.get_segmenter] = broken
     try:
         response = client.post("/segment", content=SMALL, headers={"content-type": "image/jpeg"})
-        answer = lambda_handler(http_event("POST", "/segment", SMALL, "image/jpeg"), FakeContext())
+        answer = lambda_handler(http_event("POST", "/segment", SMALL, "image/jpeg"), FakeLambdaContext())
     finally:
         app.dependency_overrides.clear()
     for status, text, headers in (
@@ -367,7 +347,7 @@ def test_a_model_that_cannot_load_is_a_503_without_its_path(client: TestClient, 
     [("/", "text/html"), ("/static/app.js", "javascript"), ("/healthz", "application/json"), ("/nowhere", "json")],
 )
 def test_security_headers_through_lambda(lambda_handler, path: str, content_type: str) -> None:
-    answer = lambda_handler(http_event("GET", path), FakeContext())
+    answer = lambda_handler(http_event("GET", path), FakeLambdaContext())
     headers = answer["headers"]
     assert content_type in headers["content-type"]
     assert headers["x-content-type-options"] == "nosniff"
@@ -379,7 +359,7 @@ def test_security_headers_through_lambda(lambda_handler, path: str, content_type
 def test_a_malformed_event_answer_carries_the_headers_too(lambda_handler) -> None:
     event = http_event("GET", "/")
     event["headers"] = None
-    answer = lambda_handler(event, FakeContext())
+    answer = lambda_handler(event, FakeLambdaContext())
     assert answer["statusCode"] == 400
     assert answer["headers"]["x-content-type-options"] == "nosniff"
     assert "script-src 'self'" in answer["headers"]["content-security-policy"]
