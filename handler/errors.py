@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 
-class ServiceError(Exception):
-    """An error caused by the request or its input: never retried, always reported to the user."""
+class CodedError(Exception):
+    """A message for people, a stable ``code`` for programs, and the HTTP ``status`` it is answered with."""
 
-    code = "bad_request"
-    status = 400
+    code = "error"
+    status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ServiceError(CodedError):
+    """An error caused by the request or its input: never retried, always reported to the user."""
+
+    code = "bad_request"
+    status = 400
 
 
 class EmptyImage(ServiceError):
@@ -80,15 +87,11 @@ class RequestTooLarge(ServiceError):
     status = 413
 
 
-class RetryableError(Exception):
+class RetryableError(CodedError):
     """The input is fine but the service cannot take it now: answered 503 over HTTP, retried for S3."""
 
     code = "unavailable"
     status = 503
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class ServiceBusy(RetryableError):
