@@ -531,7 +531,7 @@ class Segmenter:
         self.model = build_pointrend(init_weights=False)
         load_weights(self.model, read_weights(settings.model_path, settings.model_sha256), settings.model_path)
         if channels_last is None:
-            channels_last = bool(getattr(settings, "channels_last", False))
+            channels_last = settings.channels_last
         optimise(self.model, channels_last=channels_last)
         self.channels_last = channels_last
         self.load_ms = (time.perf_counter() - started) * 1000

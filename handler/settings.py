@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     confidence: float = Field(0.5, ge=0.0, le=1.0)
     detection_speed: DetectionSpeed = "normal"
     torch_threads: int | None = Field(None, ge=1, description="default: torch's own choice")
+    channels_last: bool = Field(
+        False, description="NHWC activations + fused oneDNN convs: ~10% faster, not bit-identical to stock PixelLib"
+    )
     max_image_bytes: int = Field(6 * 1024 * 1024, ge=1)
     max_pixels: int = Field(40_000_000, ge=1)
     input_prefix: str = "uploads/"

@@ -30,3 +30,12 @@ def test_outputs_cannot_collide_with_inputs():
     with pytest.raises(ValidationError, match="SEG_OUTPUT_PREFIX may be empty only"):
         Settings(output_prefix="")
     assert Settings(output_prefix="", output_bucket="elsewhere").output_prefix == ""
+
+
+def test_channels_last_option_reaches_the_segmenter(monkeypatch, test_model_path):
+    from handler.model import Segmenter
+
+    monkeypatch.setenv("SEG_CHANNELS_LAST", "true")
+    settings = Settings()
+    assert settings.channels_last is True
+    assert Segmenter(settings).channels_last is True
