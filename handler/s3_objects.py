@@ -20,11 +20,10 @@ from handler.model import Segmenter
 from handler.overlay import render_png
 from handler.pipeline import segment_bytes
 from handler.settings import Settings
+from handler.storage import MAX_KEY_BYTES
 
 Outcome = Literal["segmented", "error_record", "skipped"]
 
-# S3 refuses longer keys (KeyTooLongError, a 400 that would otherwise look transient and be retried).
-MAX_KEY_BYTES = 1024
 # The longest suffix an output key gets.
 LONGEST_SUFFIX = ".error.json"
 

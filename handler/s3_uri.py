@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from handler import storage
 from handler.errors import Forbidden, InvalidRequest
 from handler.settings import Settings
-
-# S3's own limits: nothing longer can exist, and nothing longer is echoed back in an error message.
-MAX_BUCKET_CHARS = 63
-MAX_KEY_BYTES = 1024
+from handler.storage import MAX_BUCKET_CHARS, MAX_KEY_BYTES
 
 
 @dataclass(frozen=True)

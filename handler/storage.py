@@ -23,6 +23,11 @@ from handler.errors import Forbidden, ImageTooLarge, NotFound
 # Standard retry mode (3 attempts unless AWS_MAX_ATTEMPTS says otherwise); timeouts well inside a Lambda's.
 CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
 
+# S3's own limits: no longer name can exist, and a longer key is refused with KeyTooLongError (a 400
+# that would otherwise look transient and be retried), so such keys are checked before any request.
+MAX_BUCKET_CHARS = 63
+MAX_KEY_BYTES = 1024
+
 # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key: both mean "nothing to read".
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion"})
 DENIED_CODES = frozenset({"403", "AccessDenied", "InvalidObjectState"})
