@@ -9,7 +9,7 @@ then the median of --repeats rounds, all at the default detection speed ("normal
 at most 1333) and the same confidence:
 
   (a)  stock PixelLib: ``instanceSegmentation().load_model(pkl, confidence=c)``, ``segmentFrame(bgr)``
-  (b)  ours: ``Segmenter.segment(rgb, c)`` + ``json.dumps(result.to_json())`` (RLE masks)
+  (b)  ours: ``segment_rgb(rgb, segmenter, c)`` + ``json.dumps(result.to_json())`` (RLE masks)
   (b0) ours, the bare model forward inside (b): ``model.inference`` alone (``timings_ms["model"]``)
   (c)  the ancestor PixelLibAPI's request path: upload bytes written to a temp file, ``segmentImage(path)``,
        its JSON (the documented seed contract: boxes, class_ids, class_names, mask_shape, object_counts,
@@ -61,6 +61,7 @@ RLE_SHAPE = (581, 774, 12)  # the ancestor's README example: mask_shape [581, 77
 COLD_OURS = """
 import time; started = time.perf_counter()
 import sys
+from handler.engine import segment_rgb
 from handler.model import Segmenter
 from handler.settings import Settings
 imported = time.perf_counter()
@@ -109,7 +110,7 @@ if sys.argv[3]:  # then serve one 1333x800 image, for the peak RSS
     import numpy as np
     frame = np.random.default_rng(0).integers(0, 256, (800, 1333, 3), dtype=np.uint8)
     if "segmenter" in globals():
-        json.dumps(segmenter.segment(frame, 0.0).to_json())
+        json.dumps(segment_rgb(frame, segmenter, 0.0).to_json())
     elif "stock" in globals():
         stock.segmentFrame(frame.copy())
     report["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -155,7 +156,7 @@ def rle_vs_nested() -> tuple[int, int]:
     import cv2
     import numpy as np
 
-    from handler.results import Segmentation
+    from handler.engine.results import Segmentation
 
     height, width, count = RLE_SHAPE
     rng = np.random.default_rng(0)
@@ -230,7 +231,9 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
     import numpy as np
 
     warnings.simplefilter("ignore")
-    from handler.model import Segmenter, pixellib_instance, tune_allocator
+    from handler.allocator import tune_allocator
+    from handler.engine import segment_rgb
+    from handler.model import Segmenter, pixellib_instance
     from handler.settings import Settings
 
     frames = {}
@@ -258,7 +261,7 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
                 result, _ = stock.segmentFrame(bgr.copy())
                 conn.send({k: np.asarray(result[k]) for k in ("class_ids", "boxes", "masks")})
             else:
-                found = segmenter.segment(rgb, confidence)
+                found = segment_rgb(rgb, segmenter, confidence)
                 conn.send({"class_ids": found.class_ids, "boxes": np.asarray(found.seed_boxes), "masks": found.masks})
             continue
         times = {}
@@ -273,7 +276,7 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
                 times["c"] = time.perf_counter() - started
         else:
             started = time.perf_counter()
-            result = segmenter.segment(rgb, confidence)
+            result = segment_rgb(rgb, segmenter, confidence)
             json.dumps(result.to_json())
             times["b"] = time.perf_counter() - started
             times["b0"] = result.timings_ms["model"] / 1000

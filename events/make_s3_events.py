@@ -1,7 +1,7 @@
 """Write the sample S3 events in events/ (AWS's own shapes): `python events/make_s3_events.py`.
 
 The events name tests/images/astronaut.jpg uploaded to s3://pointrend-uploads-example/uploads/ (the
-README's "Try the S3 path locally" runs them against moto server). S3 notifications URL-encode the key
+docs/s3-uploads.md, "Try the S3 path locally" runs them against moto server). S3 notifications URL-encode the key
 (spaces as "+", everything else outside [A-Za-z0-9_.-~/] as %XX); EventBridge events carry it as it is.
 """
 

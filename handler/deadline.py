@@ -14,7 +14,7 @@ from typing import Protocol
 from handler.errors import OutOfTime
 from handler.settings import DetectionSpeed
 
-# Before any image has been timed: measured per-image times on 2 vCPUs (README, "Performance"), rounded up.
+# Before any image has been timed: measured per-image times on 2 vCPUs (docs/performance.md), rounded up.
 FIRST_ESTIMATE_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid": 700.0}
 
 

@@ -1,4 +1,4 @@
-"""S3 object I/O: one boto3 client per process, reads with a size check before download, writes.
+"""S3 object I/O and ``s3://`` URIs: one boto3 client per process, reads with a size check before download, writes.
 
 A missing or unreadable object (S3 answers 404 / 403) becomes ``NotFound`` / ``Forbidden``, and an object
 over the byte limit becomes ``ImageTooLarge`` before any of it is downloaded: permanent ``ServiceError``s.
@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from handler.errors import Forbidden, ImageTooLarge, NotFound
+from handler.errors import Forbidden, ImageTooLarge, InvalidRequest, NotFound
 
 # Standard retry mode (3 attempts unless AWS_MAX_ATTEMPTS says otherwise); timeouts well inside a Lambda's.
 CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
@@ -37,6 +37,26 @@ DENIED_CODES = frozenset({"403", "AccessDenied", "InvalidObjectState"})
 def s3_client() -> Any:
     """Built once per process from the standard environment: credentials, region, ``AWS_ENDPOINT_URL``."""
     return boto3.client("s3", config=CLIENT_CONFIG)
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Location:
+        """``s3://bucket/key``; the key is taken verbatim (it may contain ``/``, ``?``, ``#``, spaces)."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not uri.startswith("s3://") or not bucket or not key:
+            shown = uri if len(uri) <= 200 else f"{uri[:200]}..."  # an 8 MB string is not echoed back
+            raise InvalidRequest(f"s3_uri must look like s3://bucket/key, got {shown!r}")
+        if len(bucket) > MAX_BUCKET_CHARS or len(key.encode()) > MAX_KEY_BYTES:
+            raise InvalidRequest(
+                f"s3_uri names no possible S3 object: buckets have at most {MAX_BUCKET_CHARS} characters, "
+                f"keys at most {MAX_KEY_BYTES} bytes"
+            )
+        return cls(bucket=bucket, key=key)
 
 
 @dataclass(frozen=True)

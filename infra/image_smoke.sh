@@ -38,7 +38,7 @@ test -f "$TEST_MODEL" || timeout 600 "$VENV/bin/python" -m handler make-test-mod
 if ! podman image exists "$BASE"; then
   test -f "$WORK/base.tar" || timeout 1200 mmdebstrap --variant=minbase \
     --include=python3.11,python3.11-venv,python3-pip,python-is-python3,ca-certificates \
-    bookworm "$WORK/base.tar" http://deb.debian.org/debian
+    bookworm "$WORK/base.tar"  # no mirror argument: mmdebstrap takes this machine's own apt sources
   timeout 600 podman import "$WORK/base.tar" "$BASE-raw"
   mkdir -p "$WORK/basectx"
   cp /etc/ssl/certs/ca-certificates.crt "$WORK/basectx/"

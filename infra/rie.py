@@ -23,335 +23,32 @@ Never run ``aws-lambda-rie --help``: it takes "--help" for the runtime command a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import platform
 import re
 import signal
 import socket
-import stat
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import yaml
+from infra.image_spec import DOCKERFILE, REPO_ROOT, TEMPLATE, function_spec, runtime_command
+from infra.processes import InvokeError, descendants, find_rie, free_ports, pid_alive, signal_group, signal_pid
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = REPO_ROOT / "Dockerfile"
-TEMPLATE = REPO_ROOT / "template.yaml"
-FUNCTION_ID = "SegmentFunction"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
-RIE_ENV_VAR = "AWS_LAMBDA_RIE_PATH"  # optional: use this emulator binary instead of the one in aws-sam-cli
-
-# What `sam local invoke` substitutes for pseudo parameters when it resolves template values.
-PSEUDO_PARAMETERS = {
-    "AWS::AccountId": "123456789012",
-    "AWS::Partition": "aws",
-    "AWS::StackName": "local",
-    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/local/0",
-    "AWS::URLSuffix": "amazonaws.com",
-    "AWS::NotificationARNs": "",
-}
-
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _INIT_FAILED = re.compile(r"INIT RTDONE\(status: error\)|Init failed error=")
 _TIMED_OUT = re.compile(r"Task timed out after [0-9.]+ seconds")
 TIMED_OUT = "Sandbox.Timedout"  # Lambda's errorType for a function that ran past its timeout
 
 
-class InvokeError(RuntimeError):
-    """The emulator could not be found, started or reached (not an error of the function)."""
-
-
 class _Done(Exception):
     """Stop invoking (time budget spent, or the runtime cannot start)."""
-
-
-# ------------------------------------------------------------------------------------------------
-# Reading the Dockerfile and template.yaml
-
-
-def _continued_lines(text: str) -> list[str]:
-    """Dockerfile instructions, one per item: comments dropped, backslash continuations joined."""
-    out: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if current and line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        out.append(current + line)
-        current = ""
-    if current:
-        out.append(current)
-    return out
-
-
-def dockerfile_exec_form(dockerfile: Path = DOCKERFILE) -> tuple[list[str], list[str]]:
-    """The final stage's exec-form ENTRYPOINT and CMD, as lists. Shell forms are refused (ValueError)."""
-    entrypoint: list[str] = []
-    cmd: list[str] = []
-    for line in _continued_lines(Path(dockerfile).read_text()):
-        keyword, _, rest = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":  # a new stage: nothing of the previous one is inherited
-            entrypoint, cmd = [], []
-        elif keyword in ("ENTRYPOINT", "CMD"):
-            try:
-                value = json.loads(rest)
-            except json.JSONDecodeError:
-                value = None
-            if not (isinstance(value, list) and all(isinstance(part, str) for part in value)):
-                raise ValueError(f"{dockerfile}: {keyword} must be in exec form (a JSON list), got {rest!r}")
-            if keyword == "ENTRYPOINT":
-                entrypoint, cmd = value, []  # Docker: setting ENTRYPOINT resets an inherited CMD
-            else:
-                cmd = value
-    return entrypoint, cmd
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short forms (!Ref, !Sub, !GetAtt, ...) as their long form."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(Path(template).read_text(), Loader=_CfnLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
-@dataclass
-class FunctionSpec:
-    """What the template says about the function, with parameters at their defaults (or overrides)."""
-
-    environment: dict[str, str]
-    unresolved: dict[str, Any]  # variables whose value needs a deployed resource (left out locally)
-    image_command: list[str] | None  # ImageConfig.Command (overrides the Dockerfile's CMD)
-    image_entrypoint: list[str] | None  # ImageConfig.EntryPoint (overrides the Dockerfile's ENTRYPOINT)
-    memory_size: int | None
-    timeout: int | None
-
-
-class _Unresolved(Exception):
-    pass
-
-
-def _resolve(value: Any, names: dict[str, str]) -> str:
-    """Resolve Ref/Sub against parameter values and pseudo parameters; anything else is unresolved."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    if isinstance(value, dict) and len(value) == 1:
-        ((key, arg),) = value.items()
-        if key == "Ref" and isinstance(arg, str) and arg in names:
-            return names[arg]
-        if key == "Fn::Sub":
-            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-            local = dict(names, **{k: _resolve(v, names) for k, v in extra.items()})
-
-            def substitute(match: re.Match[str]) -> str:
-                token = match.group(1)
-                if token.startswith("!"):
-                    return "${" + token[1:] + "}"
-                if token not in local:
-                    raise _Unresolved(token)
-                return local[token]
-
-            return re.sub(r"\$\{([^}]+)\}", substitute, text)
-    raise _Unresolved(repr(value))
-
-
-def function_spec(
-    template: Path = TEMPLATE,
-    function_id: str = FUNCTION_ID,
-    parameters: dict[str, str] | None = None,
-    region: str = "us-east-1",
-) -> FunctionSpec:
-    doc = load_template(template)
-    names = dict(PSEUDO_PARAMETERS, **{"AWS::Region": region})
-    for name, spec in (doc.get("Parameters") or {}).items():
-        if "Default" in spec:
-            names[name] = _resolve(spec["Default"], names)
-    names.update(parameters or {})
-    function = doc["Resources"][function_id]
-    props = dict((doc.get("Globals") or {}).get("Function") or {}, **function.get("Properties", {}))
-    variables = ((props.get("Environment") or {}).get("Variables")) or {}
-    environment: dict[str, str] = {}
-    unresolved: dict[str, Any] = {}
-    for key, value in variables.items():
-        try:
-            environment[key] = _resolve(value, names)
-        except _Unresolved:
-            unresolved[key] = value
-
-    def number(key: str) -> int | None:
-        if key not in props:
-            return None
-        try:
-            return int(_resolve(props[key], names))
-        except (_Unresolved, ValueError):
-            return None
-
-    image_config = props.get("ImageConfig") or {}
-    return FunctionSpec(
-        environment=environment,
-        unresolved=unresolved,
-        image_command=image_config.get("Command"),
-        image_entrypoint=image_config.get("EntryPoint"),
-        memory_size=number("MemorySize"),
-        timeout=number("Timeout"),
-    )
-
-
-def runtime_command(
-    dockerfile: Path = DOCKERFILE,
-    template: Path | None = TEMPLATE,
-    command: list[str] | None = None,
-    python: str = sys.executable,
-) -> list[str]:
-    """ENTRYPOINT + CMD as Lambda runs them: template ImageConfig overrides the Dockerfile, ``command``
-    overrides CMD (like arguments after the image in ``docker run``); ``python`` becomes this interpreter."""
-    entrypoint, cmd = dockerfile_exec_form(dockerfile)
-    if template is not None:
-        spec = function_spec(template)
-        entrypoint = spec.image_entrypoint or entrypoint
-        cmd = spec.image_command or cmd
-    if command is not None:
-        cmd = list(command)
-    argv = [*entrypoint, *cmd]
-    if not argv:
-        raise ValueError(f"{dockerfile} has neither ENTRYPOINT nor CMD")
-    if re.fullmatch(r"python(3(\.\d+)?)?", argv[0]):
-        argv[0] = python
-    return argv
-
-
-# ------------------------------------------------------------------------------------------------
-# The emulator binary, ports, processes
-
-
-def rie_arch(machine: str | None = None) -> str:
-    machine = (machine or platform.machine()).lower()
-    if machine in ("x86_64", "amd64"):
-        return "x86_64"
-    if machine in ("aarch64", "arm64"):
-        return "arm64"
-    raise InvokeError(f"no Lambda Runtime Interface Emulator for machine type {machine!r}")
-
-
-def find_rie(machine: str | None = None) -> Path:
-    """The emulator binary: $AWS_LAMBDA_RIE_PATH, else the one inside the installed aws-sam-cli wheel.
-
-    Made executable if it is not (a copy in a temporary folder if the file cannot be changed)."""
-    override = os.environ.get(RIE_ENV_VAR)
-    if override:
-        path = Path(override)
-    else:
-        spec = find_spec("samcli")
-        if spec is None or not spec.submodule_search_locations:
-            raise InvokeError("aws-sam-cli is not installed: pip install -r requirements-dev.txt")
-        package = Path(next(iter(spec.submodule_search_locations)))
-        path = package / "local" / "rapid" / f"aws-lambda-rie-{rie_arch(machine)}"
-    if not path.is_file():
-        raise InvokeError(f"Lambda Runtime Interface Emulator not found at {path}")
-    if not os.access(path, os.X_OK):
-        try:
-            path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        except OSError:
-            copy = Path(tempfile.mkdtemp(prefix="rie-")) / path.name
-            copy.write_bytes(path.read_bytes())
-            copy.chmod(0o755)
-            path = copy
-    return path
-
-
-def free_ports(count: int = 2) -> list[int]:
-    """Distinct free TCP ports on 127.0.0.1 (held open together while choosing, so they differ)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = text.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, ...
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    return children
-
-
-def descendants(pid: int) -> list[int]:
-    children = _children_map()
-    found: list[int] = []
-    todo = list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo.extend(children.get(child, []))
-    return found
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _signal_pid(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-# ------------------------------------------------------------------------------------------------
-# Invoking
 
 
 @dataclass
@@ -455,18 +152,18 @@ def _stop(process: subprocess.Popen[bytes], runtime_pids: set[int], grace: float
     """SIGTERM the emulator's group (it SIGKILLs its runtime), then SIGKILL whatever is left."""
     runtime_pids.update(descendants(process.pid))
     if process.poll() is None:
-        _signal_group(process.pid, signal.SIGTERM)
+        signal_group(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)
             process.wait(timeout=grace)
-    _signal_group(process.pid, signal.SIGKILL)  # stragglers left in the emulator's group
+    signal_group(process.pid, signal.SIGKILL)  # stragglers left in the emulator's group
     deadline = time.monotonic() + grace
     for pid in runtime_pids:
         if pid_alive(pid):
-            _signal_group(pid, signal.SIGKILL)  # the runtime runs in a process group of its own
-            _signal_pid(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)  # the runtime runs in a process group of its own
+            signal_pid(pid, signal.SIGKILL)
     while any(pid_alive(pid) for pid in runtime_pids) and time.monotonic() < deadline:
         time.sleep(0.05)
 
@@ -597,55 +294,3 @@ def invoke(
     match = _INIT_REPORT.search(report.logs)
     report.init_ms = float(match.group(1)) if match else None
     return report
-
-
-# ------------------------------------------------------------------------------------------------
-# `python -m handler invoke EVENT.json [--repeat N]`
-
-
-def _function_logs(logs: str) -> str:
-    """The function's own output: the emulator's "(rapid)" bookkeeping lines left out."""
-    return "\n".join(line for line in logs.splitlines() if "(rapid)" not in line)
-
-
-def invoke_cli(
-    event_path: Path | str,
-    repeat: int = 1,
-    timeout: float = 300.0,
-    env: dict[str, str] | None = None,
-    stdout: Any = None,
-    stderr: Any = None,
-    **invoke_options: Any,
-) -> int:
-    """Print the response as JSON on stdout (like ``sam local invoke``), timings and logs on stderr.
-
-    Exit status 0 when every invocation succeeded, 1 when the function failed (handler error or init
-    failure; the error is printed with the function's log), 2 when the emulator could not run.
-    ``invoke_options`` go to :func:`invoke` (``command``, ``cwd``, ``parameters``, ...)."""
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    try:
-        event = json.loads(Path(event_path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        print(f"invoke: cannot read {event_path}: {exc}", file=err)
-        return 2
-    try:
-        report = invoke([event], repeat=repeat, env=env, timeout=timeout, **invoke_options)
-    except (InvokeError, ValueError) as exc:
-        print(f"invoke: {exc}", file=err)
-        return 2
-    if report.invocations and report.invocations[0].body is not None:
-        print(json.dumps(report.invocations[0].body, indent=2), file=out)
-    timings = report.timings()
-    line = f"invoke: cold {timings['cold_s']:.2f} s" if timings["cold_s"] is not None else "invoke: no answer"
-    if timings["init_ms"] is not None:
-        line += f" (init {timings['init_ms'] / 1000:.2f} s)"
-    if timings["warm_s"]:
-        warm = timings["warm_s"]
-        line += f", warm median {warm['median']:.2f} s (min {warm['min']:.2f}, max {warm['max']:.2f}, n={warm['n']})"
-    print(line, file=err)
-    if report.ok:
-        return 0
-    print(_function_logs(report.logs)[-6000:], file=err)
-    print(f"invoke: {report.error}", file=err)
-    return 1

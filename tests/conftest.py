@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGES = REPO / "tests" / "images"
+EVENTS = REPO / "events"
 TEST_MODEL = Path(os.environ.setdefault("SEG_MODEL_PATH", str(REPO / ".cache" / "models" / "test_model.pkl")))
 # Tests are about behaviour, not accuracy: the small input size keeps the suite fast on 2 cores.
 os.environ.setdefault("SEG_DETECTION_SPEED", "rapid")
@@ -20,7 +22,7 @@ os.environ.setdefault("SEG_DETECTION_SPEED", "rapid")
 @pytest.fixture(scope="session")
 def test_model_path() -> Path:
     if not TEST_MODEL.exists():
-        from handler.weights import make_test_model
+        from handler.model.files import make_test_model
 
         make_test_model(TEST_MODEL)
     return TEST_MODEL
@@ -38,6 +40,14 @@ def settings(test_model_path):
     from handler.settings import get_settings
 
     return get_settings()
+
+
+def read_event(name: str, **replace: str) -> Any:
+    """A sample event from ``events/``, parsed, with each ``old=new`` text replacement applied first."""
+    text = (EVENTS / name).read_text(encoding="utf-8")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return json.loads(text)
 
 
 @pytest.fixture

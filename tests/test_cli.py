@@ -14,7 +14,7 @@ from conftest import IMAGES, REPO
 from PIL import Image
 
 from handler.cli import main
-from handler.weights import DownloadError, download_model
+from handler.model.files import DownloadError, download_model
 
 
 def test_segment_a_folder_with_one_bad_file(tmp_path, segmenter, capsys):

@@ -1,0 +1,11 @@
+"""The HTTPS side: the FastAPI app (routes, schemas, error handlers, uploads, admission, the page) and the
+checked Mangum handlers that turn API Gateway and function URL events into its requests.
+
+May import ``handler.engine``, ``handler.model`` and the shared modules; never ``handler.s3``.
+``claims(event)`` / ``handle(event, context)`` are what ``lambda_function`` routes by.
+"""
+
+from handler.api.lambda_http import claims, handle, http_handler
+from handler.api.routes import app
+
+__all__ = ["app", "claims", "handle", "http_handler"]

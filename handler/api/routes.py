@@ -1,0 +1,189 @@
+"""The HTTP API: ``POST /segment``, ``POST /segmentapi`` (the ancestor's contract), ``GET /healthz``, the page.
+
+The same app runs under uvicorn (``python -m handler serve``) and in Lambda behind Mangum.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from handler import __version__
+from handler.api import errors as api_errors
+from handler.api.admission import Admission, get_admission
+from handler.api.models import (
+    ERROR_RESPONSES,
+    ErrorResponse,
+    HealthResponse,
+    SeedResponse,
+    SegmentJSONRequest,
+    SegmentResponse,
+)
+from handler.api.page import STATIC_DIR, SecurityHeaders, router
+from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
+from handler.deadline import LambdaContext
+from handler.engine import MaskFormat, SegmentedImage, SegmentOptions, render_png, segment_bytes
+from handler.errors import ModelFileError
+from handler.logs import logger
+from handler.model import MODEL_NAME, Segmenter, get_segmenter
+from handler.settings import Settings, get_settings
+
+Render = Callable[[SegmentedImage], Response]
+
+MULTIPART_SCHEMA = {
+    "type": "object",
+    "properties": {IMAGE_FIELD: {"type": "string", "format": "binary"}},
+    "required": [IMAGE_FIELD],
+}
+SEGMENT_BODY = {
+    "required": True,
+    "description": "the image: a multipart file field `image`, a raw image body, or JSON",
+    "content": {
+        "multipart/form-data": {"schema": MULTIPART_SCHEMA},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": SegmentJSONRequest.model_json_schema()},
+    },
+}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Under uvicorn, load the model before the first request (Lambda loads it at import instead)."""
+    await run_in_threadpool(get_segmenter)
+    yield
+
+
+app = FastAPI(
+    title="PointRend instance segmentation",
+    version=__version__,
+    description="Instance segmentation (PointRend R50-FPN, 80 COCO classes). Errors are "
+    '`{"error": {"code": ..., "message": ...}}`.',
+    lifespan=lifespan,
+)
+api_errors.install(app)
+app.add_middleware(SecurityHeaders)
+app.include_router(router)
+app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request's blocking work (S3 read, decode, model, encoding), run in a worker thread."""
+
+    source: ImageSource
+    options: SegmentOptions
+    render: Render
+    context: LambdaContext | None  # Mangum puts the Lambda context in the ASGI scope; None elsewhere
+
+    def __call__(self, segmenter: Segmenter, settings: Settings) -> Response:
+        data = self.source if isinstance(self.source, bytes) else read_allowed(self.source, settings)
+        segmented = segment_bytes(data, segmenter, settings, self.options, self.context)
+        result = segmented.result
+        logger.info("segmented", extra={"objects": len(result), "timings_ms": result.timings_ms})
+        response = self.render(segmented)
+        response.headers["X-Image-SHA256"] = hashlib.sha256(data).hexdigest()
+        return response
+
+
+def _json(masks: MaskFormat, overlay: bool = False) -> Render:
+    def render(segmented: SegmentedImage) -> Response:
+        body = segmented.result.to_json(masks=masks)
+        if overlay:
+            body["overlay_png_base64"] = base64.b64encode(render_png(segmented.rgb, segmented.result)).decode()
+        return JSONResponse(body)
+
+    return render
+
+
+def _png(segmented: SegmentedImage) -> Response:
+    return Response(render_png(segmented.rgb, segmented.result), media_type="image/png")
+
+
+def _seed_json(segmented: SegmentedImage) -> Response:
+    return JSONResponse(segmented.result.to_seed_json())
+
+
+@app.post(
+    "/segment",
+    response_model=SegmentResponse,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "JSON, or with format=png the overlay image"},
+        **ERROR_RESPONSES,
+    },
+    openapi_extra={"requestBody": SEGMENT_BODY},
+)
+async def segment(
+    request: Request,
+    masks: MaskFormat = Query("rle", description="mask encoding: COCO RLE, polygons, or none"),
+    confidence: float | None = Query(None, ge=0.0, le=1.0, description="score threshold (default SEG_CONFIDENCE)"),
+    classes: str | None = Query(None, description="keep only these COCO class names, comma-separated"),
+    output_format: Literal["json", "png"] = Query("json", alias="format", description="png: the overlay image"),
+    overlay: bool = Query(
+        False, description="with format=json: also the overlay PNG, base64, in `overlay_png_base64` (one model run)"
+    ),
+    settings: Settings = Depends(get_settings),
+    segmenter: Segmenter = Depends(get_segmenter),
+    admission: Admission = Depends(get_admission),
+) -> Any:
+    """Segment an image sent as multipart `image`, a raw `image/*` body, or JSON `image_base64` / `s3_uri`."""
+    options = SegmentOptions(
+        confidence=settings.confidence if confidence is None else confidence,
+        classes=classes.split(",") if classes else None,
+    )
+    segmenter.validate_classes(options.classes)  # a bad query is refused before the upload is read
+    render = _png if output_format == "png" else _json(masks, overlay)
+    with admission.admit():
+        job = Job(await image_source(request, settings), options, render, request.scope.get("aws.context"))
+        return await run_in_threadpool(admission.run, job, segmenter, settings)
+
+
+@app.post(
+    "/segmentapi",
+    response_model=SeedResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": MULTIPART_SCHEMA}}}},
+)
+async def segmentapi(
+    request: Request,
+    settings: Settings = Depends(get_settings),
+    segmenter: Segmenter = Depends(get_segmenter),
+    admission: Admission = Depends(get_admission),
+) -> Any:
+    """The ancestor PixelLibAPI's route: multipart `image` in, its six keys out (scores as ints 0-100)."""
+    with admission.admit():
+        data = await multipart_image(request, settings)
+        job = Job(data, SegmentOptions(confidence=settings.confidence), _seed_json, request.scope.get("aws.context"))
+        return await run_in_threadpool(admission.run, job, segmenter, settings)
+
+
+@app.get(
+    "/healthz",
+    response_model=HealthResponse,
+    responses={503: {"model": ErrorResponse, "description": "the model cannot be loaded"}},
+)
+def healthz(settings: Settings = Depends(get_settings)) -> Any:
+    """Model loaded (name, sha256 when pinned, load time), version, and the defaults the page uses."""
+    try:
+        segmenter = get_segmenter()
+    except ModelFileError as exc:
+        logger.error("model unavailable", extra={"reason": str(exc)})
+        return api_errors.error_response(503, "model_unavailable", "the model cannot be loaded; see the logs")
+    return {
+        "status": "ok",
+        "version": __version__,
+        "model": {"loaded": True, "name": MODEL_NAME, "sha256": segmenter.model_sha256, "load_ms": segmenter.load_ms},
+        "defaults": {
+            "confidence": settings.confidence,
+            "detection_speed": settings.detection_speed,
+            "max_image_bytes": settings.max_image_bytes,
+        },
+    }

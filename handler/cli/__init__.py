@@ -1,0 +1,126 @@
+"""The command line, ``python -m handler``: serve | segment | invoke | fetch-model | make-test-model.
+
+Each command imports what it needs when it runs, so ``--help`` stays fast. May import every part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from handler.settings import DEFAULT_MODEL_PATH
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m handler",
+        description="PointRend instance segmentation: local server, batch CLI, Lambda invoke, model files. "
+        "Settings come from SEG_* environment variables (docs/cli-and-settings.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API and the upload page under uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    segment = commands.add_parser("segment", help="segment image files, writing <name>.json / <name>.png")
+    segment.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    segment.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    segment.add_argument("--format", choices=("json", "png", "both"), default="both")
+    segment.add_argument("--masks", choices=("rle", "polygons", "none"), default="rle")
+    segment.add_argument("--confidence", type=float, default=None, help="0..1 (default: SEG_CONFIDENCE)")
+    segment.add_argument("--classes", default=None, help="comma-separated COCO names, e.g. person,car")
+    segment.add_argument(
+        "--speed",
+        choices=("normal", "fast", "rapid"),
+        default=None,
+        help="detection speed (default: SEG_DETECTION_SPEED)",
+    )
+
+    invoke = commands.add_parser(
+        "invoke", help="run the image's ENTRYPOINT+CMD under the Lambda Runtime Interface Emulator with an event"
+    )
+    invoke.add_argument("event", type=Path, metavar="EVENT.json")
+    invoke.add_argument("--repeat", type=int, default=1, help="invoke N times on one warm runtime")
+
+    fetch = commands.add_parser("fetch-model", help="download pointrend_resnet50.pkl (PixelLib 0.2.0), verify sha256")
+    fetch.add_argument("--dest", type=Path, default=DEFAULT_MODEL_PATH)
+    fetch.add_argument("--url", default=None, help="a mirror of the release file (default: PixelLib's GitHub)")
+
+    test_model = commands.add_parser(
+        "make-test-model", help="write a randomly initialised PointRend in the real file format"
+    )
+    test_model.add_argument("path", type=Path)
+    test_model.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("handler.api:app", host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from handler.cli.files import segment_files
+    from handler.engine import SegmentOptions
+
+    classes = args.classes.split(",") if args.classes else None
+    options = SegmentOptions(confidence=args.confidence, classes=classes, detection_speed=args.speed)
+    report = segment_files(args.images, args.out, args.format, args.masks, options)
+    print(report.summary())
+    return 0 if not report.failed else 1
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from infra.invoke_cli import invoke_cli
+
+    return invoke_cli(args.event, repeat=args.repeat)
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    from handler.model.files import MODEL_URL, SHA256_PIN_FILE, DownloadError, download_model, pinned_sha256
+
+    pin = pinned_sha256()
+    try:
+        actual = download_model(args.dest, url=args.url or MODEL_URL, expected_sha256=pin)
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(
+            "No internet? Place pointrend_resnet50.pkl (PixelLib release 0.2.0) at "
+            f"{args.dest} yourself, or set SEG_MODEL_PATH to it. To try the service without trained "
+            "weights: python -m handler make-test-model .cache/models/test_model.pkl and "
+            "SEG_MODEL_PATH=.cache/models/test_model.pkl (random weights: it will find almost nothing).",
+            file=sys.stderr,
+        )
+        return 1
+    if pin:
+        print(f"{args.dest}: sha256 {actual} matches {SHA256_PIN_FILE.name}")
+    else:
+        print(f"{args.dest}: sha256 {actual}\nNo pin yet: to pin it, run  echo {actual} > {SHA256_PIN_FILE}")
+    return 0
+
+
+def cmd_make_test_model(args: argparse.Namespace) -> int:
+    from handler.model.files import make_test_model
+
+    path = make_test_model(args.path, seed=args.seed)
+    print(json.dumps({"path": str(path), "bytes": path.stat().st_size, "seed": args.seed}))
+    return 0
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "segment": cmd_segment,
+    "invoke": cmd_invoke,
+    "fetch-model": cmd_fetch_model,
+    "make-test-model": cmd_make_test_model,
+}

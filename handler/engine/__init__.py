@@ -1,0 +1,25 @@
+"""The engine: uploaded bytes to a result, the one path every entry point takes.
+
+Decodes and checks images, runs the model, encodes results (RLE, polygons, COCO) and draws the overlay.
+Knows no transport: may import ``handler.model`` and the shared modules, never ``api``, ``s3`` or ``cli``.
+"""
+
+from handler.engine.images import SUPPORTED_FORMATS, decode
+from handler.engine.overlay import render, render_png
+from handler.engine.pipeline import SegmentedImage, SegmentOptions, segment_bytes, segment_rgb
+from handler.engine.results import COCO_CATEGORY_IDS, SEED_KEYS, MaskFormat, Segmentation
+
+__all__ = [
+    "COCO_CATEGORY_IDS",
+    "SEED_KEYS",
+    "SUPPORTED_FORMATS",
+    "MaskFormat",
+    "SegmentOptions",
+    "Segmentation",
+    "SegmentedImage",
+    "decode",
+    "render",
+    "render_png",
+    "segment_bytes",
+    "segment_rgb",
+]

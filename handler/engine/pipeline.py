@@ -1,0 +1,77 @@
+"""The one path from uploaded bytes to a Segmentation, shared by the API, S3 events and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from handler.deadline import LambdaContext, time_budget
+from handler.engine import images
+from handler.engine.results import Segmentation
+from handler.model import Segmenter
+from handler.settings import DetectionSpeed, Settings
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Per-request overrides; ``None`` means the configured default."""
+
+    confidence: float | None = None
+    classes: Sequence[str] | None = None
+    detection_speed: DetectionSpeed | None = None
+
+
+@dataclass(frozen=True)
+class SegmentedImage:
+    rgb: np.ndarray
+    result: Segmentation
+
+
+def segment_bytes(
+    data: bytes,
+    segmenter: Segmenter,
+    settings: Settings,
+    options: SegmentOptions = SegmentOptions(),
+    context: LambdaContext | None = None,
+) -> SegmentedImage:
+    """Decode and segment; raises ``handler.errors.ServiceError`` subclasses for bad input, and
+    ``handler.deadline.OutOfTime`` when the Lambda ``context`` has too little time left for one image."""
+    started = time.perf_counter()
+    segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image
+    time_budget.ensure_time_for_one(context, options.detection_speed or settings.detection_speed)
+    rgb = images.decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
+    decoded = time.perf_counter()
+    result = segment_rgb(rgb, segmenter, options.confidence, options.classes, options.detection_speed)
+    result.timings_ms["decode"] = (decoded - started) * 1000
+    result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    time_budget.record(result.timings_ms["total"])
+    return SegmentedImage(rgb=rgb, result=result)
+
+
+def segment_rgb(
+    rgb: np.ndarray,
+    segmenter: Segmenter,
+    confidence: float | None = None,
+    classes: Sequence[str] | None = None,
+    detection_speed: DetectionSpeed | None = None,
+) -> Segmentation:
+    """Detect on a decoded image, then keep only ``classes`` (COCO names) when given."""
+    wanted = segmenter.validate_classes(classes)
+    found = segmenter.detect(rgb, confidence, detection_speed)
+    result = Segmentation(
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        boxes=found.boxes,
+        scores=found.scores,
+        class_ids=found.class_ids,
+        class_names=[segmenter.class_names[i] for i in found.class_ids],
+        masks=found.masks,
+        model=segmenter.model_info,
+        timings_ms={"model": found.forward_ms},
+    )
+    if wanted is not None:
+        result = result.select(np.array([name in wanted for name in result.class_names], dtype=bool))
+    return result

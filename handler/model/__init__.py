@@ -1,0 +1,41 @@
+"""The model: PixelLib's PointRend R50-FPN, its weights files and the Segmenter that runs it.
+
+Knows no transport (no HTTP, no S3) and nothing of how results are encoded: RGB array in, ``Detections`` out.
+May import only ``handler.settings``, ``handler.errors`` and ``handler.allocator``.
+"""
+
+from handler.model.checkpoint import WeightsUnpickler, load_weights, read_weights
+from handler.model.files import (
+    MODEL_URL,
+    SHA256_PIN_FILE,
+    DownloadError,
+    download_model,
+    make_test_model,
+    pinned_sha256,
+    sha256_of,
+)
+from handler.model.optimise import optimise
+from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, build_pointrend, pixellib_instance
+from handler.model.segmenter import Detections, Segmenter, get_segmenter
+
+__all__ = [
+    "COCO_CLASS_NAMES",
+    "MODEL_NAME",
+    "MODEL_URL",
+    "SHA256_PIN_FILE",
+    "SPEED_SIZES",
+    "Detections",
+    "DownloadError",
+    "Segmenter",
+    "WeightsUnpickler",
+    "build_pointrend",
+    "download_model",
+    "get_segmenter",
+    "load_weights",
+    "make_test_model",
+    "optimise",
+    "pinned_sha256",
+    "pixellib_instance",
+    "read_weights",
+    "sha256_of",
+]

@@ -1,0 +1,97 @@
+"""Model weights: the real PixelLib release file (download + checksum) and a random test stand-in."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from handler.settings import REPO_ROOT
+
+MODEL_URL = "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl"
+SHA256_PIN_FILE = REPO_ROOT / "infra" / "model.sha256"
+TEST_MODEL_AUTHOR = "pointrend-lambda make-test-model (random init, NOT trained weights)"
+
+
+class DownloadError(Exception):
+    pass
+
+
+def pinned_sha256() -> str | None:
+    """The sha256 pinned in infra/model.sha256 (first word of the first line), if any."""
+    try:
+        text = SHA256_PIN_FILE.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return text.split()[0].lower() if text else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_target(dest: Path) -> tempfile._TemporaryFileWrapper:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False)
+
+
+def download_model(
+    dest: Path, url: str = MODEL_URL, expected_sha256: str | None = None, timeout: float = 30.0, progress: bool = True
+) -> str:
+    """Download to a temporary name beside ``dest``, verify, then rename; returns the sha256."""
+    digest = hashlib.sha256()
+    part = _atomic_target(dest)
+    try:
+        with part, urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    part.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+        actual = digest.hexdigest()
+        if expected_sha256 and actual != expected_sha256.lower():
+            raise DownloadError(f"downloaded file has sha256 {actual}, expected {expected_sha256}; not installed")
+        os.chmod(part.name, 0o644)  # readable by the Lambda runtime user, not only the builder
+        os.replace(part.name, dest)
+        return actual
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise DownloadError(f"cannot download {url}: {exc}") from None
+    finally:
+        if os.path.exists(part.name):
+            os.unlink(part.name)
+
+
+def make_test_model(dest: Path, seed: int = 0) -> Path:
+    """A randomly initialised PointRend R50-FPN in exactly the real file's format.
+
+    The real ``pointrend_resnet50.pkl`` is a plain pickle ``{"model": {name: ndarray}, "__author__": ...}``
+    that PixelLib's (detectron2's) checkpointer reads; this writes the same structure with the same keys.
+    """
+    import torch
+
+    from handler.model.pixellib import build_pointrend
+
+    torch.manual_seed(seed)
+    model = build_pointrend()
+    weights = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+    part = _atomic_target(dest)
+    try:
+        with part:
+            pickle.dump({"model": weights, "__author__": TEST_MODEL_AUTHOR}, part, protocol=pickle.HIGHEST_PROTOCOL)
+        os.chmod(part.name, 0o644)  # readable by the Lambda runtime user, not only the builder
+        os.replace(part.name, dest)
+    finally:
+        if os.path.exists(part.name):
+            os.unlink(part.name)
+    return dest

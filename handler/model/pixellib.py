@@ -1,0 +1,124 @@
+"""PixelLib's PointRend R50-FPN: its imports (with the one Pillow shim they need), config and build.
+
+Quirks of PixelLib 0.7.1 handled here: Pillow >= 10 removed ``Image.LINEAR`` (aliased before the import);
+``detection_speed`` "fast"/"rapid" set ``cfg.INPUT_MIN_SIZE_TEST`` (a typo), so ``SPEED_SIZES`` sets both sizes.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from handler.settings import DetectionSpeed
+
+if not hasattr(Image, "LINEAR"):
+    Image.LINEAR = Image.BILINEAR  # type: ignore[attr-defined]
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # pkg_resources deprecation, fvcore/iopath chatter
+    import pixellib.torchbackend.instance as pixellib_instance
+    from pixellib.torchbackend.instance.config import get_cfg
+    from pixellib.torchbackend.instance.data import transforms as T
+    from pixellib.torchbackend.instance.layers.batch_norm import FrozenBatchNorm2d
+    from pixellib.torchbackend.instance.layers.wrappers import Conv2d
+    from pixellib.torchbackend.instance.modeling.backbone.fpn import FPN
+    from pixellib.torchbackend.instance.modeling.backbone.resnet import BasicStem, BottleneckBlock
+    from pixellib.torchbackend.instance.modeling.meta_arch.build import build_model
+    from pixellib.torchbackend.instance.modeling.roi_heads.mask_head import mask_rcnn_inference
+    from pixellib.torchbackend.instance.point_rend.config import add_pointrend_config
+    from pixellib.torchbackend.instance.point_rend.mask_head import PointRendMaskHead
+    from pixellib.torchbackend.instance.point_rend.point_features import (
+        generate_regular_grid_point_coords,
+        get_uncertain_point_coords_on_grid,
+    )
+    from pixellib.torchbackend.instance.point_rend.point_head import StandardPointHead
+
+# PixelLib's pieces the other model modules use, imported only here (after the Pillow shim).
+__all__ = [
+    "COCO_CLASS_NAMES",
+    "FPN",
+    "MODEL_NAME",
+    "SPEED_SIZES",
+    "BasicStem",
+    "BottleneckBlock",
+    "Conv2d",
+    "FrozenBatchNorm2d",
+    "PointRendMaskHead",
+    "StandardPointHead",
+    "T",
+    "build_config",
+    "build_pointrend",
+    "generate_regular_grid_point_coords",
+    "get_uncertain_point_coords_on_grid",
+    "mask_rcnn_inference",
+    "pixellib_instance",
+]
+
+
+MODEL_NAME = "pointrend_resnet50"
+RESNET50_CONFIG = Path(pixellib_instance.__file__).parent / "pkg" / "pointrend_rcnn_R_50_FPN_3x_coco.yaml"
+COCO_CLASS_NAMES: tuple[str, ...] = tuple(pixellib_instance.instanceSegmentation().class_names)
+
+# (shortest edge, longest edge cap) of the model input, per detection speed.
+SPEED_SIZES: dict[str, tuple[int, int]] = {"normal": (800, 1333), "fast": (400, 667), "rapid": (200, 333)}
+
+
+def build_config(detection_speed: DetectionSpeed = "normal"):
+    """PixelLib's own PointRend R50-FPN config (as ``instanceSegmentation.load_model`` builds it)."""
+    cfg = get_cfg()
+    add_pointrend_config(cfg)
+    cfg.merge_from_file(str(RESNET50_CONFIG))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = SPEED_SIZES[detection_speed]
+    return cfg
+
+
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+)
+_build_lock = threading.Lock()
+
+
+@contextmanager
+def _without_weight_init() -> Iterator[None]:
+    """Build modules without filling their weights with random numbers (they are about to be replaced).
+
+    PointRend has ~60M parameters; drawing them at random costs about a second of cold start, and the
+    untouched ``torch.empty`` memory is never paged in because ``load_weights`` swaps in the file's arrays.
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    with _build_lock:
+        for name in _INIT_FUNCTIONS:
+            setattr(torch.nn.init, name, lambda tensor, *_args, **_kwargs: tensor)
+        try:
+            yield
+        finally:
+            for name, function in saved.items():
+                setattr(torch.nn.init, name, function)
+
+
+def build_pointrend(*, init_weights: bool = True) -> torch.nn.Module:
+    """PixelLib's PointRend R50-FPN in eval mode; ``init_weights=False`` when weights are loaded next."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if init_weights:
+            model = build_model(build_config())
+        else:
+            with _without_weight_init():
+                model = build_model(build_config())
+    return model.eval()

@@ -1,0 +1,105 @@
+"""Segmenter: PixelLib's PointRend built once per process, run on in-memory RGB arrays.
+
+``segmentFrame`` in PixelLib draws on the caller's array and returns scores as a torch tensor; here the array
+is never touched (the model gets its own BGR copy) and everything is numpy. Zero detections give masks of
+shape (0, H, W) in PixelLib; here masks are always (N, H, W). Why it is faster: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from handler.allocator import tune_allocator
+from handler.errors import InvalidRequest
+from handler.model.checkpoint import load_weights, read_weights
+from handler.model.optimise import optimise
+from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, T, build_pointrend
+from handler.settings import DetectionSpeed, Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Raw model output for one image, in original image coordinates."""
+
+    boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
+    scores: np.ndarray  # (N,) float32 in 0..1
+    class_ids: np.ndarray  # (N,) int64, 0-based COCO index
+    masks: np.ndarray  # (N, H, W) bool
+    forward_ms: float
+
+
+class Segmenter:
+    """PointRend R50-FPN (PixelLib), loaded once; ``detect`` is safe to call from many threads."""
+
+    def __init__(self, settings: Settings, *, channels_last: bool | None = None) -> None:
+        self.settings = settings
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        tune_allocator()
+        started = time.perf_counter()
+        self.model = build_pointrend(init_weights=False)
+        load_weights(self.model, read_weights(settings.model_path, settings.model_sha256), settings.model_path)
+        if channels_last is None:
+            channels_last = settings.channels_last
+        optimise(self.model, channels_last=channels_last)
+        self.channels_last = channels_last
+        self.load_ms = (time.perf_counter() - started) * 1000
+        self.model_sha256 = settings.model_sha256
+        self.class_names = COCO_CLASS_NAMES
+        self._box_predictor = self.model.roi_heads.box_predictor
+        self._lock = threading.Lock()
+
+    def detect(
+        self,
+        rgb: np.ndarray,
+        confidence: float | None = None,
+        detection_speed: DetectionSpeed | None = None,
+    ) -> Detections:
+        """Run the model on an (H, W, 3) uint8 RGB array; the array is not modified."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
+        height, width = rgb.shape[:2]
+        min_size, max_size = SPEED_SIZES[detection_speed or self.settings.detection_speed]
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # the model was trained on BGR (detectron2 default)
+        resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(bgr).apply_image(bgr)
+        image = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+        threshold = self.settings.confidence if confidence is None else confidence
+        with self._lock, torch.inference_mode():
+            started = time.perf_counter()
+            self._box_predictor.test_score_thresh = threshold
+            instances = self.model.inference([{"image": image, "height": height, "width": width}])[0]["instances"]
+            forward_ms = (time.perf_counter() - started) * 1000
+        masks = instances.pred_masks.numpy().astype(bool, copy=False)
+        return Detections(
+            boxes=instances.pred_boxes.tensor.numpy().astype(np.float32),
+            scores=instances.scores.numpy().astype(np.float32),
+            class_ids=instances.pred_classes.numpy().astype(np.int64),
+            masks=masks.reshape(len(instances), height, width),
+            forward_ms=forward_ms,
+        )
+
+    @property
+    def model_info(self) -> dict[str, str | None]:
+        return {"name": MODEL_NAME, "sha256": self.model_sha256}
+
+    def validate_classes(self, classes: Iterable[str] | None) -> frozenset[str] | None:
+        if classes is None:
+            return None
+        wanted = frozenset(name.strip() for name in classes if name.strip())
+        unknown = sorted(wanted - set(self.class_names))
+        if unknown:
+            raise InvalidRequest(f"unknown class names {unknown}; the model knows the 80 COCO classes")
+        return wanted or None
+
+
+@lru_cache(maxsize=1)
+def get_segmenter() -> Segmenter:
+    """The process-wide model, built on first use (in Lambda: during the init phase)."""
+    return Segmenter(get_settings())

@@ -1,0 +1,21 @@
+"""The S3 side: S3 notifications (direct, through SQS or EventBridge) naming uploaded objects, each segmented
+and its result written back to S3.
+
+May import ``handler.engine``, ``handler.model`` and the shared modules; never ``handler.api``.
+"""
+
+from handler.s3.events import MalformedRecord, ObjectsFailed, UnknownEvent, claims, handle
+from handler.s3.objects import ObjectRef, Processed, output_key, process, skip_reason
+
+__all__ = [
+    "MalformedRecord",
+    "ObjectRef",
+    "ObjectsFailed",
+    "Processed",
+    "UnknownEvent",
+    "claims",
+    "handle",
+    "output_key",
+    "process",
+    "skip_reason",
+]

@@ -1,0 +1,130 @@
+"""One uploaded S3 object through the engine: skip rules, read, segment, write the result or an error record.
+
+For ``uploads/a/cat.jpg`` (input prefix ``uploads/``, output prefix ``results/``) the outputs are
+``results/a/cat.jpg.png`` (the overlay) and then ``results/a/cat.jpg.json`` (the result schema plus a
+``source`` block), so a ``.json`` present means both are; or, for a permanently bad object,
+``results/a/cat.jpg.error.json``. Transient failures are raised, never recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from handler import storage
+from handler.deadline import LambdaContext
+from handler.engine import render_png, segment_bytes
+from handler.errors import ServiceError
+from handler.model import Segmenter
+from handler.settings import Settings
+from handler.storage import MAX_KEY_BYTES
+
+Outcome = Literal["segmented", "error_record", "skipped"]
+
+# The longest suffix an output key gets.
+LONGEST_SUFFIX = ".error.json"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An object an event names: ``key`` already URL-decoded; etag/version as the event reported them."""
+
+    bucket: str
+    key: str
+    event_name: str  # "ObjectCreated:Put" (S3 notification) or "Object Created" (EventBridge)
+    etag: str | None = None
+    version_id: str | None = None
+
+    @property
+    def created(self) -> bool:
+        return self.event_name.startswith("ObjectCreated:") or self.event_name == "Object Created"
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What happened to one object: the return value of the invocation and its log line."""
+
+    bucket: str
+    key: str
+    outcome: Outcome
+    reason: str | None = None  # why it was skipped, or "<code>: <message>" of the error record
+    objects: int | None = None
+    outputs: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def output_bucket(ref: ObjectRef, settings: Settings) -> str:
+    return settings.output_bucket or ref.bucket
+
+
+def output_key(ref: ObjectRef, settings: Settings, suffix: str) -> str:
+    return f"{settings.output_prefix}{ref.key.removeprefix(settings.input_prefix)}{suffix}"
+
+
+def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
+    """Why this object is not ours to segment, or None. Our own outputs are checked first: no loops."""
+    if ref.bucket == output_bucket(ref, settings) and ref.key.startswith(settings.output_prefix):
+        return f"an output of this function (under {settings.output_prefix!r})"
+    if not ref.key.startswith(settings.input_prefix):
+        return f"outside the input prefix {settings.input_prefix!r}"
+    if ref.key.endswith("/"):
+        return "a folder marker"
+    if not ref.created:
+        return f"not an object-created event ({ref.event_name})"
+    longest = len(output_key(ref, settings, LONGEST_SUFFIX).encode())
+    if longest > MAX_KEY_BYTES:
+        return f"its result keys would be {longest} bytes, over S3's {MAX_KEY_BYTES}-byte key limit"
+    return None
+
+
+def process(
+    ref: ObjectRef, segmenter: Segmenter, settings: Settings, context: LambdaContext | None = None
+) -> Processed:
+    """Segment one object and write its outputs; raises on transient failures (S3, network, out of time)."""
+    reason = skip_reason(ref, settings)
+    if reason:
+        return Processed(ref.bucket, ref.key, "skipped", reason=reason)
+    started = time.perf_counter()
+    source = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "version_id": ref.version_id}
+    try:
+        stored = storage.head(ref.bucket, ref.key)
+        source.update(etag=stored.etag, version_id=stored.version_id)
+        data = storage.read(stored, settings.max_image_bytes)
+        read = time.perf_counter()
+        segmented = segment_bytes(data, segmenter, settings, context=context)
+    except ServiceError as exc:
+        error = {"error": {"code": exc.code, "message": exc.message}, "source": source}
+        key = _put_json(ref, settings, ".error.json", error)
+        return Processed(
+            ref.bucket,
+            ref.key,
+            "error_record",
+            reason=f"{exc.code}: {exc.message}",
+            outputs=[key],
+            timings_ms=_since(started, total=time.perf_counter()),
+        )
+    segmented_at = time.perf_counter()
+    png_key = output_key(ref, settings, ".png")
+    storage.put(output_bucket(ref, settings), png_key, render_png(segmented.rgb, segmented.result), "image/png")
+    json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json("rle"), "source": source})
+    return Processed(
+        ref.bucket,
+        ref.key,
+        "segmented",
+        objects=len(segmented.result),
+        outputs=[json_key, png_key],
+        timings_ms=_since(started, read=read, segment=segmented_at, total=time.perf_counter()),
+    )
+
+
+def _put_json(ref: ObjectRef, settings: Settings, suffix: str, body: dict[str, Any]) -> str:
+    key = output_key(ref, settings, suffix)
+    storage.put(output_bucket(ref, settings), key, json.dumps(body).encode(), "application/json")
+    return key
+
+
+def _since(started: float, **marks: float) -> dict[str, float]:
+    """Milliseconds from ``started`` to each mark (``read``, ``segment``, ``total``)."""
+    return {name: round((mark - started) * 1000, 1) for name, mark in marks.items()}

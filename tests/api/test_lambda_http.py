@@ -1,0 +1,109 @@
+"""Every sample HTTP event in events/ through ``lambda_handler`` (Mangum -> FastAPI), as Lambda calls it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import io
+import json
+from typing import Any
+
+import pytest
+from conftest import EVENTS, FakeLambdaContext, read_event
+from PIL import Image
+from pydantic import BaseModel
+
+from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
+from handler.engine.results import SEED_KEYS
+
+HTTP_EVENTS = sorted(path for path in EVENTS.glob("*.json") if path.name.startswith(("apigw-", "function-url")))
+
+# name -> (status, content type, schema of a JSON body or None for the PNG)
+EXPECTED: dict[str, tuple[int, str, type[BaseModel] | None]] = {
+    "apigw-http-multipart.json": (200, "application/json", SegmentResponse),
+    "apigw-http-png.json": (200, "image/png", None),
+    "apigw-http-segmentapi.json": (200, "application/json", SeedResponse),
+    "apigw-http-bad-image.json": (415, "application/json", ErrorResponse),
+    "apigw-http-healthz.json": (200, "application/json", HealthResponse),
+    "apigw-rest-multipart.json": (200, "application/json", SegmentResponse),
+    "function-url-raw-jpeg.json": (200, "application/json", SegmentResponse),
+}
+
+
+def load(name: str) -> dict[str, Any]:
+    return read_event(name)
+
+
+def sent_image(event: dict[str, Any]) -> bytes | None:
+    """The image bytes inside the request the event carries (the one file of a multipart form, or raw)."""
+    if "body" not in event:
+        return None
+    body = base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"].encode()
+    content_type = event["headers"]["content-type"]
+    if not content_type.startswith("multipart/form-data"):
+        return body
+    boundary = content_type.split("boundary=", 1)[1].encode()
+    part = body.split(b"--" + boundary)[1]
+    return part.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n")
+
+
+def test_every_http_event_has_an_expectation() -> None:
+    assert {path.name for path in HTTP_EVENTS} == set(EXPECTED)
+
+
+def test_the_events_are_what_the_generator_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_http_events", EVENTS / "make_http_events.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    for name, event in generator.sample_events().items():
+        assert (EVENTS / name).read_text() == generator.render(event), f"stale {name}: regenerate it"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_http_event(lambda_handler, name: str) -> None:
+    event = load(name)
+    status, content_type, schema = EXPECTED[name]
+    response = lambda_handler(event, FakeLambdaContext())
+
+    assert response["statusCode"] == status, response["body"][:500]
+    assert response["headers"]["content-type"] == content_type
+    assert response["headers"]["x-content-type-options"] == "nosniff"
+    if "resource" in event:  # REST API (payload 1.0) answers carry multiValueHeaders
+        assert "multiValueHeaders" in response
+    sent = sent_image(event)
+    if sent is not None and status == 200:
+        assert response["headers"]["x-image-sha256"] == hashlib.sha256(sent).hexdigest()
+    if schema is None:
+        assert response["isBase64Encoded"] is True
+        overlay = Image.open(io.BytesIO(base64.b64decode(response["body"], validate=True)))
+        assert overlay.format == "PNG"
+        assert overlay.size == Image.open(io.BytesIO(sent)).size
+        return
+    assert response["isBase64Encoded"] is False
+    body = json.loads(response["body"])
+    schema.model_validate(body)
+    if schema is SeedResponse:
+        assert tuple(sorted(body)) == SEED_KEYS
+    if schema is SegmentResponse:
+        width, height = Image.open(io.BytesIO(sent)).size
+        assert body["image"] == {"width": width, "height": height}
+
+
+def test_function_url_query_reaches_the_route(lambda_handler) -> None:
+    body = json.loads(lambda_handler(load("function-url-raw-jpeg.json"), FakeLambdaContext())["body"])
+    assert "polygons" in body and "masks" not in body  # the event asks for masks=polygons
+
+
+def test_too_little_time_left_is_a_503_before_the_model_runs(lambda_handler) -> None:
+    response = lambda_handler(load("apigw-http-multipart.json"), FakeLambdaContext(remaining_ms=200))
+    assert response["statusCode"] == 503
+    assert response["headers"]["retry-after"]
+    assert json.loads(response["body"])["error"]["code"] == "out_of_time"
+
+
+def test_an_event_nobody_claims_is_a_clear_error(lambda_handler) -> None:
+    from handler.lambda_function import UnclaimedEvent
+
+    with pytest.raises(UnclaimedEvent, match="API Gateway"):
+        lambda_handler({"detail-type": "Scheduled Event", "source": "aws.events"}, FakeLambdaContext())

@@ -1,0 +1,139 @@
+"""Result schema, RLE, polygons, COCO export and the overlay, on hand-made masks (no model)."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as coco_mask
+from pycocotools.coco import COCO
+
+from handler.engine.overlay import render, render_png
+from handler.engine.results import COCO_CATEGORY_IDS, SEED_KEYS, Segmentation
+
+
+def hand_made(height: int = 60, width: int = 80) -> Segmentation:
+    masks = np.zeros((3, height, width), dtype=bool)
+    masks[0, 10:30, 5:25] = True  # square
+    yy, xx = np.mgrid[:height, :width]
+    masks[1] = (yy - 40) ** 2 + (xx - 55) ** 2 < 15**2  # disc
+    masks[2, 0, 0] = True  # one pixel in the corner
+    return Segmentation(
+        width=width,
+        height=height,
+        boxes=np.array([[5.7, 10.2, 24.9, 29.99], [40.0, 25.0, 70.0, 55.0], [0, 0, 1, 1]], dtype=np.float32),
+        scores=np.array([0.987, 0.5, 0.0999], dtype=np.float32),
+        class_ids=np.array([0, 2, 0]),
+        class_names=["person", "car", "person"],
+        masks=masks,
+        model={"name": "pointrend_resnet50", "sha256": None},
+        timings_ms={"model": 12.345},
+    )
+
+
+def test_seed_fields_follow_the_ancestor_conventions():
+    body = hand_made().to_seed_json()
+    assert tuple(body) == SEED_KEYS
+    assert body["boxes"] == [[5, 10, 24, 29], [40, 25, 70, 55], [0, 0, 1, 1]]  # truncated, like PixelLib
+    assert body["scores"] == [98, 50, 9]  # ints 0-100, truncated
+    assert body["class_ids"] == [0, 2, 0]
+    assert body["class_names"] == ["person", "car", "person"]
+    assert body["mask_shape"] == [60, 80, 3]
+    assert body["object_counts"] == {"person": 2, "car": 1}
+    json.dumps(body)  # plain JSON types only
+
+
+def test_full_schema_types():
+    body = hand_made().to_json()
+    assert body["image"] == {"width": 80, "height": 60}
+    assert set(SEED_KEYS) <= set(body)
+    assert body["model"]["name"] == "pointrend_resnet50"
+    assert body["timings_ms"] == {"model": 12.3}
+    assert all(isinstance(rle["counts"], str) and rle["size"] == [60, 80] for rle in body["masks"])
+    assert isinstance(json.loads(json.dumps(body)), dict)
+
+
+def test_rle_decodes_to_exactly_the_masks():
+    result = hand_made()
+    for rle, mask in zip(result.to_json()["masks"], result.masks, strict=True):
+        decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+        assert decoded.dtype == np.uint8
+        assert np.array_equal(decoded.astype(bool), mask)
+
+
+def test_mask_format_choices():
+    result = hand_made()
+    assert "masks" not in result.to_json(masks="none") and "polygons" not in result.to_json(masks="none")
+    polygons = result.to_json(masks="polygons")["polygons"]
+    assert len(polygons) == 3
+    xs, ys = polygons[0][0][0::2], polygons[0][0][1::2]
+    assert (min(xs), max(xs), min(ys), max(ys)) == (5, 24, 10, 29)  # the square's outline
+    assert polygons[2] == []  # a single pixel has no polygon with area
+
+
+def test_empty_result_is_valid():
+    empty = Segmentation(
+        width=7,
+        height=5,
+        boxes=np.zeros((0, 4), np.float32),
+        scores=np.zeros(0, np.float32),
+        class_ids=np.zeros(0, np.int64),
+        class_names=[],
+        masks=np.zeros((0, 5, 7), bool),
+    )
+    body = empty.to_json()
+    assert body["mask_shape"] == [5, 7, 0]
+    assert body["masks"] == [] and body["boxes"] == [] and body["object_counts"] == {}
+    assert empty.to_coco_results(image_id=1) == []
+
+
+def test_inconsistent_fields_are_refused():
+    good = hand_made()
+    with pytest.raises(ValueError, match="one entry per object"):
+        Segmentation(good.width, good.height, good.boxes[:2], good.scores, good.class_ids, good.class_names, good.masks)
+    with pytest.raises(ValueError, match="masks are"):
+        Segmentation(good.width + 1, good.height, good.boxes, good.scores, good.class_ids, good.class_names, good.masks)
+
+
+def test_select_keeps_the_chosen_objects():
+    chosen = hand_made().select(np.array([False, True, False]))
+    assert chosen.class_names == ["car"] and chosen.mask_shape == [60, 80, 1]
+
+
+def test_coco_results_load_into_pycocotools():
+    result = hand_made()
+    categories = [{"id": cid, "name": str(cid)} for cid in COCO_CATEGORY_IDS]
+    ground_truth = COCO()
+    ground_truth.dataset = {
+        "images": [{"id": 42, "width": 80, "height": 60}],
+        "annotations": [],
+        "categories": categories,
+    }
+    ground_truth.createIndex()
+    detections = ground_truth.loadRes(result.to_coco_results(image_id=42))
+    annotations = detections.loadAnns(detections.getAnnIds())
+    assert [a["category_id"] for a in annotations] == [1, 3, 1]  # person, car: COCO ids
+    assert annotations[0]["bbox"] == pytest.approx([5.7, 10.2, 19.2, 19.79], abs=1e-4)
+    assert np.array_equal(detections.annToMask(annotations[1]).astype(bool), result.masks[1])
+
+
+def test_overlay_draws_inside_masks_and_leaves_the_input_alone():
+    result = hand_made(120, 160)
+    result.masks[:] = False
+    result.masks[1, 60:100, 100:150] = True
+    result.boxes[1] = [100, 60, 150, 100]
+    grey = np.full((120, 160, 3), 128, np.uint8)
+    before = grey.copy()
+    drawn = render(grey, result)
+    assert np.array_equal(grey, before)
+    assert drawn.shape == grey.shape
+    assert not np.array_equal(drawn[75:85, 115:135], before[75:85, 115:135])  # tinted inside the mask
+    assert np.array_equal(drawn[105:118, 2:60], before[105:118, 2:60])  # untouched far from everything
+
+
+def test_overlay_png_opens_with_the_image_size():
+    result = hand_made()
+    png = render_png(np.zeros((60, 80, 3), np.uint8), result)
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (80, 60)

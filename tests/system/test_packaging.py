@@ -1,0 +1,317 @@
+"""The image and the SAM template: linters, and the promises the Dockerfile and template.yaml make.
+
+hadolint, cfn-lint and ``sam validate --lint`` all run offline from the venv (requirements-dev.txt).
+The consistency tests read ENTRYPOINT/CMD out of the Dockerfile and the handler and environment out of
+template.yaml and compare them with what ``python -m handler invoke`` (infra.rie) runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from infra import bake_model, image_spec
+
+BIN = Path(sys.executable).parent
+DOCKERFILE = REPO / "Dockerfile"
+TEMPLATE = REPO / "template.yaml"
+HANDLER = "handler.lambda_function.lambda_handler"
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed in the venv: pip install -r requirements-dev.txt")
+    return str(path)
+
+
+def run_tool(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return image_spec.load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def function(template) -> dict:
+    return template["Resources"][image_spec.FUNCTION_ID]["Properties"]
+
+
+def final_stage(text: str) -> str:
+    return re.split(r"(?im)^FROM\s", text)[-1]
+
+
+# --- linters -------------------------------------------------------------------------------------
+
+
+def test_hadolint_dockerfile():
+    result = run_tool(tool("hadolint"), "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_template():
+    result = run_tool(tool("cfn-lint"), "template.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_sam_validate_lint():
+    result = run_tool(tool("sam"), "validate", "--lint", "--template-file", "template.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def test_dockerfile_entrypoint_and_cmd():
+    assert image_spec.dockerfile_exec_form(DOCKERFILE) == (["python", "-m", "awslambdaric"], [HANDLER])
+
+
+def test_dockerfile_final_stage_is_slim_python_without_compilers():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"(?m)^ARG PYTHON_IMAGE=python:3\.11-slim$", text)
+    stages = re.findall(r"(?im)^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", text)
+    assert [name for _, name in stages] == ["builder", "model", ""], "builder, model, then the unnamed final stage"
+    assert all(image == "${PYTHON_IMAGE}" for image, _ in stages)
+    final = final_stage(text)
+    assert "apt-get" not in final and not re.search(r"\b(gcc|g\+\+|build-essential|cmake)\b", final)
+    assert "COPY --from=builder /opt/venv /opt/venv" in final
+    assert "COPY --from=model /opt/model /opt/model" in final
+
+
+def test_dockerfile_installs_cpu_torch_then_the_requirements():
+    text = DOCKERFILE.read_text()
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+    assert "ARG TORCH_VERSION=2.14.1" in text and "ARG TORCHVISION_VERSION=0.29.1" in text
+    torch = text.index('--index-url "${TORCH_INDEX_URL}"')
+    requirements = text.index("pip install -r /tmp/requirements/requirements.txt")
+    nodeps = text.index("pip install --no-deps -r /tmp/requirements/requirements-nodeps.txt")
+    assert torch < requirements < nodeps
+    pins = (REPO / "requirements.txt").read_text()
+    assert re.search(r"(?m)^torch==2\.14\.1$", pins) and re.search(r"(?m)^torchvision==0\.29\.1$", pins)
+
+
+def test_dockerfile_bakes_the_checked_model_and_points_caches_at_tmp():
+    text = DOCKERFILE.read_text()
+    assert 'ARG MODEL_SHA256=""' in text
+    assert (
+        "ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl"
+        in text
+    )
+    assert "bake_model.py" in text and '--sha256 "${MODEL_SHA256}"' in text
+    final = final_stage(text)
+    env = dict(re.findall(r"\b([A-Z_]+)=(\S+)", "".join(re.findall(r"(?ms)^ENV .*?[^\\]$", final))))
+    assert env["SEG_MODEL_PATH"] == "/opt/model/pointrend_resnet50.pkl"
+    for name in ("HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
+        assert env[name].startswith("/tmp"), name
+
+
+def test_dockerignore_keeps_the_context_small():
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    assert patterns[0] == "*", "an allow-list: everything out, then what the image needs back in"
+    allowed = {line[1:] for line in patterns if line.startswith("!")}
+    assert {"requirements.txt", "requirements-nodeps.txt", "handler/", "infra/bake_model.py"} <= allowed
+    assert not any(entry.startswith((".venv", "tests", ".git", "events", "bench")) for entry in allowed)
+
+
+# --- the image's command vs. the template vs. what `invoke` runs ------------------------------------
+
+
+def test_template_command_matches_the_dockerfile_cmd(function):
+    _, cmd = image_spec.dockerfile_exec_form(DOCKERFILE)
+    assert function["PackageType"] == "Image"
+    assert function["ImageConfig"]["Command"] == cmd
+    assert "EntryPoint" not in function["ImageConfig"], "the Dockerfile's ENTRYPOINT is the one that runs"
+
+
+def test_invoke_runs_the_dockerfile_entrypoint_and_cmd():
+    entrypoint, cmd = image_spec.dockerfile_exec_form(DOCKERFILE)
+    assert image_spec.runtime_command() == [sys.executable, *entrypoint[1:], *cmd]
+
+
+def test_invoke_uses_the_template_environment(function):
+    spec = image_spec.function_spec()
+    variables = function["Environment"]["Variables"]
+    assert set(spec.environment) == set(variables), f"unresolved locally: {spec.unresolved}"
+    assert spec.environment["SEG_INPUT_PREFIX"] == "uploads/"
+    assert spec.environment["SEG_OUTPUT_PREFIX"] == "results/"
+    assert spec.timeout == 29 and spec.memory_size >= 2048
+
+
+def test_cmd_names_the_handler_module_path():
+    _, (cmd,) = image_spec.dockerfile_exec_form(DOCKERFILE)
+    module, _, function_name = cmd.rpartition(".")
+    assert (module, function_name) == ("handler.lambda_function", "lambda_handler")
+    assert (REPO / "handler" / "__init__.py").is_file()
+
+
+@pytest.mark.skipif(
+    not (REPO / "handler" / "lambda_function.py").exists(),
+    reason="handler/lambda_function.py is not written yet; this test turns itself on when it is",
+)
+def test_cmd_names_an_importable_function(test_model_path):
+    _, (cmd,) = image_spec.dockerfile_exec_form(DOCKERFILE)
+    module_name, _, function_name = cmd.rpartition(".")
+    module = importlib.import_module(module_name)
+    handler = getattr(module, function_name)
+    assert callable(handler)
+    assert len(inspect.signature(handler).parameters) == 2, "lambda_handler(event, context)"
+
+
+def test_template_environment_is_valid_settings(monkeypatch):
+    from handler.settings import Settings
+
+    for name, value in image_spec.function_spec().environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.confidence == 0.5
+    assert settings.input_prefix == "uploads/" and settings.output_prefix == "results/"
+    assert settings.torch_threads == 2
+    assert settings.allowed_buckets == ["local-123456789012-uploads"]
+
+
+# --- template: parameters, events, least privilege, the bucket -----------------------------------
+
+
+def test_parameters(template):
+    params = template["Parameters"]
+    assert params["Timeout"]["MaxValue"] <= 29 and params["Timeout"]["Default"] <= 29
+    assert "API Gateway" in params["Timeout"]["Description"]
+    assert params["MemorySize"]["Default"] >= 2048
+    assert set(params["Architecture"]["AllowedValues"]) == {"x86_64", "arm64"}
+    assert set(params["ApiAuth"]["AllowedValues"]) == {"NONE", "IAM", "JWT"}
+    assert {"JwtIssuer", "JwtAudience", "Confidence", "InputPrefix", "OutputPrefix"} <= set(params)
+    assert params["InputPrefix"]["Default"] == "uploads/" and params["OutputPrefix"]["Default"] == "results/"
+    assert not params["OutputPrefix"]["Default"].startswith(params["InputPrefix"]["Default"])
+
+
+def test_image_metadata(template):
+    metadata = template["Resources"][image_spec.FUNCTION_ID]["Metadata"]
+    assert metadata["Dockerfile"] == "Dockerfile" and metadata["DockerContext"] == "."
+    assert metadata["DockerTag"]
+
+
+def test_http_routes_and_their_auth(template, function):
+    routes = {
+        (event["Properties"]["Method"].lower(), event["Properties"]["Path"])
+        for event in function["Events"].values()
+        if event["Type"] == "HttpApi"
+    }
+    for route in [("post", "/segment"), ("post", "/segmentapi"), ("get", "/"), ("get", "/healthz")]:
+        assert route in routes
+    assert {("get", "/docs"), ("get", "/openapi.json")} <= routes
+    body = template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]
+    documented = {(method, path) for path, item in body["paths"].items() for method in item}
+    assert documented == routes, "every route carries the ApiAuth choice"
+    for path, item in body["paths"].items():
+        for operation in item.values():
+            assert "security" in operation, path
+
+
+def test_s3_event_on_the_template_bucket_with_prefix_filter(function):
+    (event,) = [e["Properties"] for e in function["Events"].values() if e["Type"] == "S3"]
+    assert event["Bucket"] == {"Ref": "InputBucket"}
+    (rule,) = event["Filter"]["S3Key"]["Rules"]
+    assert rule == {"Name": "prefix", "Value": {"Ref": "InputPrefix"}}
+
+
+def test_least_privilege_policies_without_circular_dependency(template, function):
+    bucket_name = template["Resources"]["InputBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    statements = [s for policy in function["Policies"] for s in policy["Statement"]]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    by_action = {s["Action"]: s["Resource"] for s in statements}
+    assert set(by_action) == {"s3:GetObject", "s3:PutObject", "sqs:SendMessage"}
+    arn = "arn:${AWS::Partition}:s3:::" + bucket_name
+    assert by_action["s3:GetObject"] == {"Fn::Sub": arn + "/${InputPrefix}*"}
+    assert by_action["s3:PutObject"] == {"Fn::Sub": arn + "/${OutputPrefix}*"}
+    assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    assert "InputBucket" not in str(function["Policies"]), "a Ref/GetAtt of the bucket here is a cycle"
+
+
+def test_bucket_is_private_encrypted_and_tls_only(template):
+    bucket = template["Resources"]["InputBucket"]["Properties"]
+    assert bucket["BucketName"] == {"Fn::Sub": "${AWS::StackName}-${AWS::AccountId}-uploads"}
+    block = bucket["PublicAccessBlockConfiguration"]
+    assert all(
+        block[key] is True
+        for key in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    )
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    policy = template["Resources"]["InputBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "InputBucket"}
+    (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Action"] == "s3:*" and deny["Principal"] == "*"
+    assert {"Fn::GetAtt": ["InputBucket", "Arn"]} in deny["Resource"]
+    assert {"Fn::Sub": "${InputBucket.Arn}/*"} in deny["Resource"]
+
+
+def test_failures_go_to_an_encrypted_queue(template, function):
+    config = function["EventInvokeConfig"]
+    assert "MaximumRetryAttempts" in config
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]},
+    }
+    queue = template["Resources"]["FailureQueue"]["Properties"]
+    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    assert "execute-api" in outputs["ApiUrl"]["Value"]["Fn::Sub"]
+    assert outputs["InputBucketName"]["Value"] == {"Ref": "InputBucket"}
+
+
+# --- infra/bake_model.py (the Dockerfile's model stage) -------------------------------------------
+
+
+def weights(tmp_path: Path, content: bytes = b"weights") -> tuple[Path, str]:
+    path = tmp_path / "pointrend_resnet50.pkl"
+    path.write_bytes(content)
+    return path, hashlib.sha256(content).hexdigest()
+
+
+def test_bake_copies_a_context_file_and_checks_it(tmp_path):
+    source, digest = weights(tmp_path)
+    dest = tmp_path / "out" / "model.pkl"
+    assert bake_model.bake(source, "https://unused.invalid/x", digest, None, dest) == digest
+    assert dest.read_bytes() == b"weights" and (dest.stat().st_mode & 0o777) == 0o644
+
+
+def test_bake_fails_on_mismatch_and_installs_nothing(tmp_path):
+    source, _ = weights(tmp_path)
+    dest = tmp_path / "out" / "model.pkl"
+    with pytest.raises(SystemExit, match="sha256 mismatch"):
+        bake_model.bake(source, "https://unused.invalid/x", "0" * 64, None, dest)
+    assert not dest.exists() and not list(dest.parent.iterdir())
+
+
+def test_bake_reads_the_pin_file_and_downloads_when_no_source(tmp_path):
+    remote, digest = weights(tmp_path)
+    pin = tmp_path / "model.sha256"
+    pin.write_text(f"{digest}  pointrend_resnet50.pkl\n")
+    dest = tmp_path / "out" / "model.pkl"
+    bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest)
+    assert dest.read_bytes() == b"weights"
+
+
+def test_bake_without_any_pin_fails(tmp_path):
+    source, _ = weights(tmp_path)
+    with pytest.raises(SystemExit, match="no sha256 pin"):
+        bake_model.bake(source, "https://unused.invalid/x", "", tmp_path / "missing.sha256", tmp_path / "o.pkl")
