@@ -46,7 +46,26 @@ def template() -> dict:
 
 @pytest.fixture(scope="module")
 def function(template) -> dict:
+    """The HTTP function."""
     return template["Resources"][image_spec.FUNCTION_ID]["Properties"]
+
+
+@pytest.fixture(scope="module")
+def worker(template) -> dict:
+    """The worker function: S3 uploads, Batch Operations."""
+    return template["Resources"][image_spec.WORKER_ID]["Properties"]
+
+
+def statements(function: dict) -> list[dict]:
+    """The function's policy statements; a conditional one (Fn::If) as its statement."""
+    found = []
+    for policy in function["Policies"]:
+        for statement in policy["Statement"]:
+            if "Fn::If" in statement:
+                _, statement, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}
+            found.append(statement)
+    return found
 
 
 def final_stage(text: str) -> str:
@@ -131,11 +150,13 @@ def test_dockerignore_keeps_the_context_small():
 # --- the image's command vs. the template vs. what `invoke` runs ------------------------------------
 
 
-def test_template_command_matches_the_dockerfile_cmd(function):
+def test_template_command_matches_the_dockerfile_cmd(function, worker):
     _, cmd = image_spec.dockerfile_exec_form(DOCKERFILE)
-    assert function["PackageType"] == "Image"
-    assert function["ImageConfig"]["Command"] == cmd
-    assert "EntryPoint" not in function["ImageConfig"], "the Dockerfile's ENTRYPOINT is the one that runs"
+    for props in (function, worker):
+        assert props["PackageType"] == "Image"
+        assert props["ImageConfig"]["Command"] == cmd
+        assert "EntryPoint" not in props["ImageConfig"], "the Dockerfile's ENTRYPOINT is the one that runs"
+        assert props["Architectures"] == [{"Ref": "Architecture"}]
 
 
 def test_invoke_runs_the_dockerfile_entrypoint_and_cmd():
@@ -150,6 +171,12 @@ def test_invoke_uses_the_template_environment(function):
     assert spec.environment["SEG_INPUT_PREFIX"] == "uploads/"
     assert spec.environment["SEG_OUTPUT_PREFIX"] == "results/"
     assert spec.timeout == 29 and spec.memory_size >= 2048
+    worker = image_spec.function_spec(function_id=image_spec.WORKER_ID)
+    assert worker.timeout == 300 and worker.memory_size >= 2048
+    shared = set(variables) - {"SEG_ALLOWED_BUCKETS"}  # the worker serves no s3_uri requests
+    assert {name: worker.environment[name] for name in shared} == {name: spec.environment[name] for name in shared}
+    assert "SEG_ALLOWED_BUCKETS" not in worker.environment
+    assert worker.environment["SEG_BACKFILL_BUCKET"] == "" and worker.environment["SEG_BACKFILL_PREFIX"] == ""
 
 
 def test_cmd_names_the_handler_module_path():
@@ -199,13 +226,30 @@ def test_parameters(template):
     assert not params["OutputPrefix"]["Default"].startswith(params["InputPrefix"]["Default"])
 
 
+def test_worker_parameters_and_reserved_concurrency(template, worker):
+    params = template["Parameters"]
+    assert params["WorkerTimeout"]["MaxValue"] == 900 and params["WorkerTimeout"]["Default"] >= 60 + 10
+    assert params["WorkerMemorySize"]["Default"] >= 2048
+    # 0 or empty: no reservation at all (a condition), so a new account's quota of 50 can deploy.
+    assert params["WorkerReservedConcurrency"]["Default"] == ""
+    assert worker["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["WorkerHasReservedConcurrency", {"Ref": "WorkerReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    condition = str(template["Conditions"]["WorkerHasReservedConcurrency"])
+    assert "'0'" in condition and "''" in condition
+    assert worker["MemorySize"] == {"Ref": "WorkerMemorySize"} and worker["Timeout"] == {"Ref": "WorkerTimeout"}
+
+
 def test_image_metadata(template):
     metadata = template["Resources"][image_spec.FUNCTION_ID]["Metadata"]
     assert metadata["Dockerfile"] == "Dockerfile" and metadata["DockerContext"] == "."
     assert metadata["DockerTag"]
+    assert template["Resources"][image_spec.WORKER_ID]["Metadata"] == metadata, "one image for both"
 
 
-def test_http_routes_and_their_auth(template, function):
+def test_http_routes_and_their_auth(template, function, worker):
+    assert {event["Type"] for event in function["Events"].values()} == {"HttpApi"}
+    assert {event["Type"] for event in worker["Events"].values()} == {"S3"}, "the worker serves no HTTP"
     routes = {
         (event["Properties"]["Method"].lower(), event["Properties"]["Path"])
         for event in function["Events"].values()
@@ -222,24 +266,57 @@ def test_http_routes_and_their_auth(template, function):
             assert "security" in operation, path
 
 
-def test_s3_event_on_the_template_bucket_with_prefix_filter(function):
-    (event,) = [e["Properties"] for e in function["Events"].values() if e["Type"] == "S3"]
+def test_s3_event_on_the_template_bucket_with_prefix_filter(worker):
+    (event,) = [e["Properties"] for e in worker["Events"].values() if e["Type"] == "S3"]
     assert event["Bucket"] == {"Ref": "InputBucket"}
     (rule,) = event["Filter"]["S3Key"]["Rules"]
     assert rule == {"Name": "prefix", "Value": {"Ref": "InputPrefix"}}
 
 
-def test_least_privilege_policies_without_circular_dependency(template, function):
+def test_least_privilege_policies_without_circular_dependency(template, function, worker):
     bucket_name = template["Resources"]["InputBucket"]["Properties"]["BucketName"]["Fn::Sub"]
-    statements = [s for policy in function["Policies"] for s in policy["Statement"]]
-    assert all(s["Effect"] == "Allow" for s in statements)
-    by_action = {s["Action"]: s["Resource"] for s in statements}
-    assert set(by_action) == {"s3:GetObject", "s3:PutObject", "sqs:SendMessage"}
     arn = "arn:${AWS::Partition}:s3:::" + bucket_name
-    assert by_action["s3:GetObject"] == {"Fn::Sub": arn + "/${InputPrefix}*"}
-    assert by_action["s3:PutObject"] == {"Fn::Sub": arn + "/${OutputPrefix}*"}
-    assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
-    assert "InputBucket" not in str(function["Policies"]), "a Ref/GetAtt of the bucket here is a cycle"
+    # The HTTP function reads what an s3_uri may name, and nothing else.
+    assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements(function)] == [
+        ("Allow", "s3:GetObject", {"Fn::Sub": arn + "/${InputPrefix}*"})
+    ]
+    assert "EventInvokeConfig" not in function, "the HTTP function has no failure queue"
+    assert all(s["Effect"] == "Allow" for s in statements(worker))
+    by_sid = {s["Sid"]: (s["Action"], s["Resource"]) for s in statements(worker)}
+    backfill = "arn:${AWS::Partition}:s3:::${BackfillBucket}"
+    assert by_sid == {
+        "ReadInputPrefix": ("s3:GetObject", {"Fn::Sub": arn + "/${InputPrefix}*"}),
+        "WriteOutputPrefix": ("s3:PutObject", {"Fn::Sub": arn + "/${OutputPrefix}*"}),
+        "SendToFailureQueue": ("sqs:SendMessage", {"Fn::GetAtt": ["FailureQueue", "Arn"]}),
+        "ReadBackfillPrefix": ("s3:GetObject", {"Fn::Sub": backfill + "/${BackfillPrefix}*"}),
+        "WriteBackfillOutputPrefix": ("s3:PutObject", {"Fn::Sub": backfill + "/${OutputPrefix}*"}),
+    }
+    conditional = [s["Fn::If"][0] for policy in worker["Policies"] for s in policy["Statement"] if "Fn::If" in s]
+    assert conditional == ["HasBackfillBucket", "HasBackfillBucket"], "no backfill bucket, no grant"
+    assert template["Conditions"]["HasBackfillBucket"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BackfillBucket"}, ""]}]}
+    for props in (function, worker):
+        assert "InputBucket" not in str(props["Policies"]), "a Ref/GetAtt of the bucket here is a cycle"
+
+
+def test_batch_operations_role_invokes_the_worker_and_writes_only_under_the_output_prefix(template):
+    role = template["Resources"]["BatchOperationsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (policy,) = role["Policies"]
+    by_sid = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["PolicyDocument"]["Statement"]}
+    bucket = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::AccountId}-uploads"
+    assert by_sid["InvokeWorker"] == ("lambda:InvokeFunction", {"Fn::GetAtt": ["WorkerFunction", "Arn"]})
+    assert by_sid["ManifestAndReport"] == (
+        ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+        {"Fn::Sub": bucket + "/${OutputPrefix}batch-operations/*"},
+    )
+    assert by_sid["ListSourceBuckets"][0] == "s3:ListBucket"
+    assert by_sid["ListSourceBuckets"][1][0] == {"Fn::Sub": bucket}
+    assert by_sid["ListSourceBuckets"][1][1]["Fn::If"][0] == "HasBackfillBucket"
+    assert by_sid["BucketLocation"] == ("s3:GetBucketLocation", {"Fn::Sub": bucket})
+    assert set(by_sid) == {"InvokeWorker", "ManifestAndReport", "ListSourceBuckets", "BucketLocation"}
 
 
 def test_bucket_is_private_encrypted_and_tls_only(template):
@@ -261,8 +338,8 @@ def test_bucket_is_private_encrypted_and_tls_only(template):
     assert {"Fn::Sub": "${InputBucket.Arn}/*"} in deny["Resource"]
 
 
-def test_failures_go_to_an_encrypted_queue(template, function):
-    config = function["EventInvokeConfig"]
+def test_failures_go_to_an_encrypted_queue(template, worker):
+    config = worker["EventInvokeConfig"]
     assert "MaximumRetryAttempts" in config
     assert config["DestinationConfig"]["OnFailure"] == {
         "Type": "SQS",
@@ -276,6 +353,8 @@ def test_outputs(template):
     outputs = template["Outputs"]
     assert "execute-api" in outputs["ApiUrl"]["Value"]["Fn::Sub"]
     assert outputs["InputBucketName"]["Value"] == {"Ref": "InputBucket"}
+    assert outputs["WorkerFunctionArn"]["Value"] == {"Fn::GetAtt": ["WorkerFunction", "Arn"]}
+    assert outputs["BatchOperationsRoleArn"]["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
 
 
 # --- infra/bake_model.py (the Dockerfile's model stage) -------------------------------------------

@@ -413,5 +413,6 @@ def test_no_statement_in_the_template_allows_a_wildcard() -> None:
         assert all("*" not in action for action in actions), statement
         resources = statement.get("Resource")
         assert resources not in ("*", ["*"]), statement
-    function = template["Resources"][image_spec.FUNCTION_ID]["Properties"]
-    assert all(isinstance(policy, dict) for policy in function["Policies"]), "no managed or SAM policy templates"
+    for function_id in (image_spec.FUNCTION_ID, image_spec.WORKER_ID):
+        policies = template["Resources"][function_id]["Properties"]["Policies"]
+        assert all(isinstance(policy, dict) for policy in policies), "no managed or SAM policy templates"
