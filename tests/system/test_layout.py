@@ -1,0 +1,94 @@
+"""The architecture rules of docs/development.md, checked on the source: who may import whom, module sizes."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+HANDLER = REPO / "handler"
+PARTS = ("api", "s3", "engine", "model", "cli")
+# What each part must never import (transport stays out of model/ and engine/; api/ and s3/ stay apart).
+FORBIDDEN = {
+    "api": ("handler.s3", "handler.cli", "handler.lambda_function"),
+    "s3": ("handler.api", "handler.cli", "handler.lambda_function", "fastapi", "mangum"),
+    "engine": ("handler.api", "handler.s3", "handler.cli", "handler.storage", "fastapi", "mangum", "boto3"),
+    "model": (
+        "handler.api",
+        "handler.s3",
+        "handler.engine",
+        "handler.cli",
+        "handler.storage",
+        "fastapi",
+        "mangum",
+        "boto3",
+    ),
+}
+MAX_LINES = 330  # "no module over ~300 lines"
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def violations(part: str) -> list[str]:
+    found = []
+    for path in sorted((HANDLER / part).rglob("*.py")):
+        for name in sorted(imported_modules(path)):
+            if any(name == banned or name.startswith(f"{banned}.") for banned in FORBIDDEN[part]):
+                found.append(f"{path.relative_to(REPO)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("part", sorted(FORBIDDEN))
+def test_parts_import_only_what_the_rules_allow(part: str) -> None:
+    assert violations(part) == []
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text("from handler.s3 import events\nimport handler.api.routes\n")
+    assert {"handler.s3", "handler.s3.events", "handler.api.routes"} <= imported_modules(module)
+
+
+def test_only_lambda_function_knows_both_sides() -> None:
+    knows_both = [
+        path.relative_to(REPO).as_posix()
+        for path in HANDLER.rglob("*.py")
+        if {"api", "s3"}
+        <= {name.split(".")[1] for name in imported_modules(path) if name.startswith("handler.") and "." in name}
+    ]
+    assert knows_both == ["handler/lambda_function.py"]
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_each_part_says_what_it_is_and_exports_its_names(part: str) -> None:
+    init = HANDLER / part / "__init__.py"
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    docstring = ast.get_docstring(tree)
+    assert docstring and len(docstring.split()) >= 12, f"{init} needs a docstring saying what the part does"
+    exported = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets)
+    ]
+    assert part == "cli" or exported, f"{init} must re-export its public names in __all__"
+
+
+def test_no_module_is_over_about_300_lines() -> None:
+    long = {
+        path.relative_to(REPO).as_posix(): count
+        for folder in ("handler", "infra")
+        for path in (REPO / folder).rglob("*.py")
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}
