@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler import api, s3
+from handler import api, metrics, s3
 from handler.logs import logger
 from handler.model import get_segmenter
 
@@ -24,6 +24,7 @@ class UnclaimedEvent(ValueError):
 get_segmenter()
 
 
+@metrics.invocation
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(function_request_id=getattr(context, "aws_request_id", None))
     for source in SOURCES:

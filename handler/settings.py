@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     input_prefix: str = "uploads/"
     output_bucket: str | None = None
     output_prefix: str = "results/"
+    metrics: bool | None = Field(
+        None,
+        description="CloudWatch EMF metrics on stdout: by default in Lambda only; true: the local server too; "
+        "false: never",
+    )
     # In the environment: comma-separated (a,b) or a JSON list.
     allowed_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from handler import metrics
 from handler.errors import RetryableError, ServiceError
 from handler.logs import logger
 
@@ -18,6 +19,8 @@ RETRY_AFTER_SECONDS = "2"
 
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The one JSON error body; every error answered goes through here, so it is counted here."""
+    metrics.record_error("http", code)
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 

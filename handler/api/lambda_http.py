@@ -14,6 +14,7 @@ from mangum import Mangum
 from mangum.handlers import APIGateway, HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Scope
 
+from handler import metrics
 from handler.api.page import PAGE_CSP, SECURITY_HEADERS
 from handler.api.routes import app
 from handler.errors import MalformedEvent
@@ -61,6 +62,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return http_handler(event, context)
     except MalformedEvent as exc:
         logger.warning("malformed http event", extra={"reason": exc.message})
+        metrics.record_error("http", exc.code)
         return malformed_event_response(exc)
 
 

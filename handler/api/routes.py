@@ -16,8 +16,9 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handler import __version__
+from handler import __version__, metrics
 from handler.api import errors as api_errors
 from handler.api.admission import Admission, get_admission
 from handler.api.models import (
@@ -62,6 +63,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+class LocalMetrics:
+    """With ``SEG_METRICS=true``, each request to the local server is a metrics scope (printed at its end);
+    in Lambda (Mangum puts ``aws.event`` in the scope) the whole invocation already is one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "aws.event" in scope or not get_settings().metrics:
+            await self.app(scope, receive, send)
+            return
+        with metrics.scope():
+            await self.app(scope, receive, send)
+
+
 app = FastAPI(
     title="PointRend instance segmentation",
     version=__version__,
@@ -71,6 +87,7 @@ app = FastAPI(
 )
 api_errors.install(app)
 app.add_middleware(SecurityHeaders)
+app.add_middleware(LocalMetrics)
 app.include_router(router)
 app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -89,6 +106,7 @@ class Job:
         segmented = segment_bytes(data, segmenter, settings, self.options, self.context)
         result = segmented.result
         logger.info("segmented", extra={"objects": len(result), "timings_ms": result.timings_ms})
+        metrics.record_image("http", result)
         response = self.render(segmented)
         response.headers["X-Image-SHA256"] = hashlib.sha256(data).hexdigest()
         return response

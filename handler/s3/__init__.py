@@ -5,7 +5,7 @@ May import ``handler.engine``, ``handler.model`` and the shared modules; never `
 """
 
 from handler.s3.events import MalformedRecord, ObjectsFailed, UnknownEvent, claims, handle
-from handler.s3.objects import ObjectRef, Processed, output_key, process, skip_reason
+from handler.s3.objects import ObjectRef, Processed, entry_point, output_key, process, skip_reason
 
 __all__ = [
     "MalformedRecord",
@@ -14,6 +14,7 @@ __all__ = [
     "Processed",
     "UnknownEvent",
     "claims",
+    "entry_point",
     "handle",
     "output_key",
     "process",

@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from handler import metrics
 from handler.deadline import LambdaContext
 from handler.logs import logger
 from handler.model import get_segmenter
@@ -176,6 +177,7 @@ def process_objects(refs: list[ObjectRef], context: LambdaContext | None) -> lis
             processed = s3_objects.process(ref, get_segmenter(), settings, context)
         except Exception as exc:  # transient or unexpected: the event must come back, so raise below
             logger.exception("s3 object failed", extra={"bucket": ref.bucket, "key": ref.key, "outcome": "failed"})
+            metrics.record_error(s3_objects.entry_point(ref, settings), metrics.error_code(exc))
             failed.append((ref, exc))
             continue
         logger.info(f"s3 object {processed.outcome}", extra=asdict(processed))

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handler import storage
+from handler import metrics, storage
 from handler.deadline import LambdaContext
 from handler.engine import render_png, segment_bytes
 from handler.errors import ServiceError
@@ -53,6 +53,11 @@ class Processed:
     objects: int | None = None
     outputs: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def entry_point(ref: ObjectRef, settings: Settings) -> metrics.EntryPoint:
+    """``jobs`` for uploads of the ``POST /jobs`` flow (under ``<input prefix>jobs/``), else ``s3``."""
+    return "jobs" if ref.key.startswith(f"{settings.input_prefix}jobs/") else "s3"
 
 
 def output_bucket(ref: ObjectRef, settings: Settings) -> str:
@@ -95,6 +100,7 @@ def process(
         read = time.perf_counter()
         segmented = segment_bytes(data, segmenter, settings, context=context)
     except ServiceError as exc:
+        metrics.record_error(entry_point(ref, settings), exc.code)
         error = {"error": {"code": exc.code, "message": exc.message}, "source": source}
         key = _put_json(ref, settings, ".error.json", error)
         return Processed(
@@ -106,6 +112,7 @@ def process(
             timings_ms=_since(started, total=time.perf_counter()),
         )
     segmented_at = time.perf_counter()
+    metrics.record_image(entry_point(ref, settings), segmented.result)
     png_key = output_key(ref, settings, ".png")
     storage.put(output_bucket(ref, settings), png_key, render_png(segmented.rgb, segmented.result), "image/png")
     json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json("rle"), "source": source})
