@@ -9,7 +9,7 @@ TEST_MODEL := .cache/models/test_model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run model test-model lint test pytest browser bench soak image image-smoke clean
+.PHONY: install run model test-model lint test pytest browser bench soak image image-smoke deploy clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,7 +70,16 @@ IMAGE ?= pointrend-lambda:latest
 image:
 	docker build --build-arg MODEL_SHA256="$$(cut -d' ' -f1 infra/model.sha256)" -t $(IMAGE) .
 
-# podman build + run as `sam local invoke` does (root; apt podman runc mmdebstrap); ~15 min cold, not in CI.
+SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
+# The weights (downloaded and pinned in infra/model.sha256 on first use), `sam build`, then `sam deploy`:
+# --guided until samconfig.toml holds the answers (guided saves a region there), plain afterwards.
+deploy: model
+	@test -s infra/model.sha256 || { echo "infra/model.sha256 is missing: the image build needs the weights' sha256." >&2; \
+	  echo "  python -m handler fetch-model  downloads the weights and pins them (docs/deploy.md)" >&2; exit 1; }
+	$(SAM) build
+	@if grep -q '^region *=' samconfig.toml; then $(SAM) deploy; else $(SAM) deploy --guided; fi
+
+# podman build + sam local invoke/start-api (root; apt podman runc mmdebstrap); ~15 min cold, not in CI.
 image-smoke: install test-model
 	infra/image_smoke.sh
 

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"
+# The weights' sha256 that the image build checks (``fetch-model`` writes it when absent).
+SHA256_PIN_FILE = REPO_ROOT / "infra" / "model.sha256"
 
 DetectionSpeed = Literal["normal", "fast", "rapid"]
 

@@ -14,7 +14,7 @@ from conftest import IMAGES, REPO
 from PIL import Image
 
 from handler.cli import main
-from handler.model.files import DownloadError, download_model
+from handler.model.files import DownloadError, download_model, pinned_sha256
 
 
 def test_segment_a_folder_with_one_bad_file(tmp_path, segmenter, capsys):
@@ -91,3 +91,41 @@ def test_fetch_model_command_fails_with_instructions_when_offline(tmp_path, caps
     assert main(["fetch-model", "--dest", str(tmp_path / "m.pkl"), "--url", offline]) == 1
     err = capsys.readouterr().err
     assert "cannot download" in err and "SEG_MODEL_PATH" in err and "make-test-model" in err
+
+
+# --- fetch-model's sha256 pin (infra/model.sha256; here a pin file in tmp_path) ---------------------
+
+
+def test_fetch_model_without_a_pin_writes_one_and_says_so(tmp_path, file_server, capsys):
+    url, payload = file_server
+    pin = tmp_path / "infra" / "model.sha256"
+    dest = tmp_path / "models" / "pointrend_resnet50.pkl"
+    assert main(["fetch-model", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]) == 0
+    digest = hashlib.sha256(payload).hexdigest()
+    assert pin.read_text() == f"{digest}  pointrend_resnet50.pkl\n"
+    assert pinned_sha256(pin) == digest and dest.read_bytes() == payload
+    out = capsys.readouterr().out
+    assert "TRUSTED ON FIRST USE" in out and str(pin) in out and "--pin-file" in out
+
+
+def test_fetch_model_with_a_matching_pin_keeps_it(tmp_path, file_server, capsys):
+    url, payload = file_server
+    pin = tmp_path / "model.sha256"
+    pin.write_text(f"{hashlib.sha256(payload).hexdigest()}  pointrend_resnet50.pkl\n")
+    before = pin.read_text()
+    dest = tmp_path / "m.pkl"
+    assert main(["fetch-model", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]) == 0
+    assert pin.read_text() == before and dest.read_bytes() == payload
+    assert "matches the pin" in capsys.readouterr().out
+
+
+def test_fetch_model_with_a_different_pin_fails_and_installs_nothing(tmp_path, file_server, capsys):
+    url, _ = file_server
+    pin = tmp_path / "model.sha256"
+    pin.write_text("0" * 64 + "\n")
+    dest = tmp_path / "models" / "m.pkl"
+    assert main(["fetch-model", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]) == 1
+    assert pin.read_text() == "0" * 64 + "\n"
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    err = capsys.readouterr().err
+    assert "expected " + "0" * 64 in err and "does not match the sha256 pinned" in err

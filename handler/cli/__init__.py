@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from handler.settings import DEFAULT_MODEL_PATH
+from handler.settings import DEFAULT_MODEL_PATH, SHA256_PIN_FILE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,9 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("event", type=Path, metavar="EVENT.json")
     invoke.add_argument("--repeat", type=int, default=1, help="invoke N times on one warm runtime")
 
-    fetch = commands.add_parser("fetch-model", help="download pointrend_resnet50.pkl (PixelLib 0.2.0), verify sha256")
+    fetch = commands.add_parser(
+        "fetch-model",
+        help="download pointrend_resnet50.pkl (PixelLib 0.2.0); check its sha256 against the pin, or pin it if none",
+    )
     fetch.add_argument("--dest", type=Path, default=DEFAULT_MODEL_PATH)
     fetch.add_argument("--url", default=None, help="a mirror of the release file (default: PixelLib's GitHub)")
+    fetch.add_argument(
+        "--pin-file",
+        type=Path,
+        default=SHA256_PIN_FILE,
+        help="the sha256 pin the image build checks (default: infra/model.sha256); written when absent",
+    )
 
     test_model = commands.add_parser(
         "make-test-model", help="write a randomly initialised PointRend in the real file format"
@@ -87,11 +96,18 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_model(args: argparse.Namespace) -> int:
-    from handler.model.files import MODEL_URL, SHA256_PIN_FILE, DownloadError, download_model, pinned_sha256
+    from handler.model.files import MODEL_URL, ChecksumMismatch, DownloadError, fetch_model
 
-    pin = pinned_sha256()
     try:
-        actual = download_model(args.dest, url=args.url or MODEL_URL, expected_sha256=pin)
+        fetched = fetch_model(args.dest, url=args.url or MODEL_URL, pin_file=args.pin_file)
+    except ChecksumMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(
+            f"The file does not match the sha256 pinned in {args.pin_file}: it was altered on the way, or the pin "
+            "is wrong. Change the pin only after checking the file some other way (docs/deploy.md).",
+            file=sys.stderr,
+        )
+        return 1
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(
@@ -102,10 +118,17 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if pin:
-        print(f"{args.dest}: sha256 {actual} matches {SHA256_PIN_FILE.name}")
-    else:
-        print(f"{args.dest}: sha256 {actual}\nNo pin yet: to pin it, run  echo {actual} > {SHA256_PIN_FILE}")
+    if not fetched.pinned_now:
+        print(f"{fetched.path}: sha256 {fetched.sha256} matches the pin in {fetched.pin_file}")
+        return 0
+    print(
+        f"{fetched.path}: sha256 {fetched.sha256}\n"
+        f"No pin existed, so this download was TRUSTED ON FIRST USE and its sha256 written to {fetched.pin_file}\n"
+        "(the image build checks the weights against it). To verify it, download the file again from another "
+        "network or machine and compare:\n"
+        f"  python -m handler fetch-model --dest /tmp/second.pkl --pin-file {fetched.pin_file}  (fails on a mismatch)\n"
+        "  or compare the output of: sha256sum pointrend_resnet50.pkl"
+    )
     return 0
 
 

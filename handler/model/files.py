@@ -8,14 +8,14 @@ import pickle
 import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from handler.settings import REPO_ROOT
+from handler.settings import SHA256_PIN_FILE
 
 MODEL_URL = "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl"
-SHA256_PIN_FILE = REPO_ROOT / "infra" / "model.sha256"
 TEST_MODEL_AUTHOR = "pointrend-lambda make-test-model (random init, NOT trained weights)"
 
 
@@ -23,13 +23,36 @@ class DownloadError(Exception):
     pass
 
 
-def pinned_sha256() -> str | None:
-    """The sha256 pinned in infra/model.sha256 (first word of the first line), if any."""
+class ChecksumMismatch(DownloadError):
+    """The downloaded file is not the pinned one: nothing was installed."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    sha256: str
+    pin_file: Path
+    pinned_now: bool  # True: there was no pin, this download's sha256 was written (trust on first use)
+
+
+def pinned_sha256(pin_file: Path = SHA256_PIN_FILE) -> str | None:
+    """The sha256 pinned in ``pin_file`` (first word of the first line), if any."""
     try:
-        text = SHA256_PIN_FILE.read_text().strip()
+        text = pin_file.read_text().strip()
     except FileNotFoundError:
         return None
     return text.split()[0].lower() if text else None
+
+
+def fetch_model(dest: Path, url: str = MODEL_URL, pin_file: Path = SHA256_PIN_FILE, progress: bool = True) -> Fetched:
+    """Download the weights and check them against the pin; with no pin yet, pin this download's sha256
+    (trust on first use: ``sam build`` needs a pin, and PixelLib publishes no checksum to copy one from)."""
+    pin = pinned_sha256(pin_file)
+    actual = download_model(dest, url=url, expected_sha256=pin, progress=progress)
+    if pin is None:
+        pin_file.parent.mkdir(parents=True, exist_ok=True)
+        pin_file.write_text(f"{actual}  {dest.name}\n")  # sha256sum's format; the build reads the first word
+    return Fetched(dest, actual, pin_file, pinned_now=pin is None)
 
 
 def sha256_of(path: Path) -> str:
@@ -61,7 +84,7 @@ def download_model(
                     bar.update(len(block))
         actual = digest.hexdigest()
         if expected_sha256 and actual != expected_sha256.lower():
-            raise DownloadError(f"downloaded file has sha256 {actual}, expected {expected_sha256}; not installed")
+            raise ChecksumMismatch(f"downloaded file has sha256 {actual}, expected {expected_sha256}; not installed")
         os.chmod(part.name, 0o644)  # readable by the Lambda runtime user, not only the builder
         os.replace(part.name, dest)
         return actual
