@@ -2,7 +2,8 @@
 
 The events name tests/images/astronaut.jpg uploaded to s3://pointrend-uploads-example/uploads/ (the
 docs/s3-uploads.md, "Try the S3 path locally" runs them against moto server). S3 notifications URL-encode the key
-(spaces as "+", everything else outside [A-Za-z0-9_.-~/] as %XX); EventBridge events carry it as it is.
+(spaces as "+", everything else outside [A-Za-z0-9_.-~/] as %XX); EventBridge events carry it as it is. S3 Batch
+Operations tasks (schema 1.0 and 2.0, docs/bulk.md) URL-encode it as notifications do.
 """
 
 from __future__ import annotations
@@ -125,6 +126,24 @@ def eventbridge_event(bucket: str, key: str, size: int, etag: str) -> dict[str, 
     }
 
 
+def batch_event(schema: str, bucket: str, key: str, user_arguments: dict[str, str] | None = None) -> dict[str, Any]:
+    """An S3 Batch Operations ``LambdaInvoke`` payload, one task: 1.0 names the bucket by ARN, 2.0 by name
+    and carries the job's ``userArguments``."""
+    task: dict[str, Any] = {"taskId": "dGFza2lkZ29lc2hlcmUK", "s3Key": quote_plus(key, safe="/"), "s3VersionId": None}
+    job: dict[str, Any] = {"id": "f3cc4f60-61f6-4a2b-8a21-d07600c373ce"}
+    if schema == "1.0":
+        task["s3BucketArn"] = f"arn:aws:s3:::{bucket}"
+    else:
+        task["s3Bucket"] = bucket
+        job["userArguments"] = user_arguments or {}
+    return {
+        "invocationSchemaVersion": schema,
+        "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+        "job": job,
+        "tasks": [task],
+    }
+
+
 def sample_events() -> dict[str, dict[str, Any]]:
     size, etag = image_facts()
     not_a_notification = {"hello": "a message sent to the queue by hand, not by S3"}
@@ -137,6 +156,8 @@ def sample_events() -> dict[str, dict[str, Any]]:
         ),
         "eventbridge-s3.json": eventbridge_event(BUCKET, KEY, size, etag),
         "s3-test-event.json": s3_test_event(),
+        "s3-batch-v1.json": batch_event("1.0", BUCKET, KEY),
+        "s3-batch-v2.json": batch_event("2.0", BUCKET, ENCODED_KEY, {"confidence": "0.3", "masks": "polygons"}),
     }
 
 

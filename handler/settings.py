@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         description="CloudWatch EMF metrics on stdout: by default in Lambda only; true: the local server too; "
         "false: never",
     )
+    # A backfill of another bucket (S3 Batch Operations): its objects under this prefix are segmented too,
+    # results beside them under output_prefix. Blank: none.
+    backfill_bucket: str | None = None
+    backfill_prefix: str = ""
     # In the environment: comma-separated (a,b) or a JSON list.
     allowed_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -50,6 +54,11 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("backfill_bucket", mode="before")
+    @classmethod
+    def _blank_bucket_is_none(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
 
     @field_validator("model_sha256", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ Knows no transport: may import ``handler.model`` and the shared modules, never `
 """
 
 from handler.engine.images import SUPPORTED_FORMATS, decode
+from handler.engine.options import RequestOptions
 from handler.engine.overlay import render, render_png
 from handler.engine.pipeline import SegmentedImage, SegmentOptions, segment_bytes, segment_rgb
 from handler.engine.results import COCO_CATEGORY_IDS, SEED_KEYS, MaskFormat, Segmentation
@@ -14,6 +15,7 @@ __all__ = [
     "SEED_KEYS",
     "SUPPORTED_FORMATS",
     "MaskFormat",
+    "RequestOptions",
     "SegmentOptions",
     "Segmentation",
     "SegmentedImage",

@@ -1,13 +1,14 @@
-"""The S3 side: S3 notifications (direct, through SQS or EventBridge) naming uploaded objects, each segmented
-and its result written back to S3.
+"""The S3 side: S3 notifications (direct, through SQS or EventBridge) naming uploaded objects, and S3 Batch
+Operations tasks naming existing ones, each segmented and its result written back to S3.
 
 May import ``handler.engine``, ``handler.model`` and the shared modules; never ``handler.api``.
 """
 
 from handler.s3.events import MalformedRecord, ObjectsFailed, UnknownEvent, claims, handle
-from handler.s3.objects import ObjectRef, Processed, entry_point, output_key, process, skip_reason
+from handler.s3.objects import BATCH_TASK, ObjectRef, Processed, entry_point, output_key, process, skip_reason
 
 __all__ = [
+    "BATCH_TASK",
     "MalformedRecord",
     "ObjectRef",
     "ObjectsFailed",

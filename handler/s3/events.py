@@ -6,6 +6,7 @@ One small class per event shape, each with ``infer(event)`` ("is this mine?"), a
 - ``S3TestEvent``: the ``s3:TestEvent`` S3 sends when a notification is configured; acknowledged.
 - ``SQSMessages``: S3 -> SQS -> Lambda, each message body one of the above; answered with a partial batch
   response, so only the failed messages come back.
+- S3 Batch Operations tasks: one existing object per invocation, answered per task (``batch_operations``).
 
 A permanently bad object gets an error record and counts as done (``s3_objects``). A transient failure
 fails the invocation once every other object is done: Lambda retries the event and then sends it to the
@@ -28,6 +29,7 @@ from handler import metrics
 from handler.deadline import LambdaContext
 from handler.logs import logger
 from handler.model import get_segmenter
+from handler.s3 import batch_operations
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import ObjectRef, Processed
 from handler.settings import get_settings
@@ -139,13 +141,18 @@ class SQSMessages:
 
 def claims(event: dict[str, Any]) -> bool:
     """Whether ``handle`` takes this event (else it is an HTTP event, for Mangum)."""
-    return isinstance(event, dict) and any(source.infer(event) for source in (SQSMessages, *NOTIFICATIONS))
+    sources = (SQSMessages, batch_operations, *NOTIFICATIONS)
+    return isinstance(event, dict) and any(source.infer(event) for source in sources)
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """SQS: ``{"batchItemFailures": [...]}``; otherwise ``{"objects": [...]}``, one entry per object."""
+    """SQS: ``{"batchItemFailures": [...]}``; S3 Batch Operations: its response (``batch_operations``);
+    otherwise ``{"objects": [...]}``, one entry per object."""
     if SQSMessages.infer(event):
         return SQSMessages.handle(event, context)
+    if batch_operations.infer(event):
+        with _well_formed("S3 Batch Operations event"):
+            return batch_operations.handle(event, context)
     return {"objects": [asdict(processed) for processed in process_objects(objects_in(event), context)]}
 
 

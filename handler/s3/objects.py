@@ -3,7 +3,9 @@
 For ``uploads/a/cat.jpg`` (input prefix ``uploads/``, output prefix ``results/``) the outputs are
 ``results/a/cat.jpg.png`` (the overlay) and then ``results/a/cat.jpg.json`` (the result schema plus a
 ``source`` block), so a ``.json`` present means both are; or, for a permanently bad object,
-``results/a/cat.jpg.error.json``. Transient failures are raised, never recorded.
+``results/a/cat.jpg.error.json``. Transient failures are raised, never recorded. ``options`` (a Batch
+Operations job's) choose the mask encoding, threshold and classes as ``/segment``'s query does;
+``overlay=false`` leaves out the PNG.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 from handler import metrics, storage
 from handler.deadline import LambdaContext
-from handler.engine import render_png, segment_bytes
+from handler.engine import RequestOptions, render_png, segment_bytes
 from handler.errors import ServiceError
 from handler.model import Segmenter
 from handler.settings import Settings
@@ -26,6 +28,9 @@ Outcome = Literal["segmented", "error_record", "skipped"]
 # The longest suffix an output key gets.
 LONGEST_SUFFIX = ".error.json"
 
+# ObjectRef.event_name of an object an S3 Batch Operations task names: it exists, like a created one.
+BATCH_TASK = "Batch Operations task"
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -33,13 +38,13 @@ class ObjectRef:
 
     bucket: str
     key: str
-    event_name: str  # "ObjectCreated:Put" (S3 notification) or "Object Created" (EventBridge)
+    event_name: str  # "ObjectCreated:Put" (S3 notification), "Object Created" (EventBridge) or BATCH_TASK
     etag: str | None = None
     version_id: str | None = None
 
     @property
     def created(self) -> bool:
-        return self.event_name.startswith("ObjectCreated:") or self.event_name == "Object Created"
+        return self.event_name.startswith("ObjectCreated:") or self.event_name in ("Object Created", BATCH_TASK)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,10 @@ class Processed:
 
 
 def entry_point(ref: ObjectRef, settings: Settings) -> metrics.EntryPoint:
-    """``jobs`` for uploads of the ``POST /jobs`` flow (under ``<input prefix>jobs/``), else ``s3``."""
+    """``batch`` for Batch Operations tasks, ``jobs`` for uploads of the ``POST /jobs`` flow (under
+    ``<input prefix>jobs/``), else ``s3``."""
+    if ref.event_name == BATCH_TASK:
+        return "batch"
     return "jobs" if ref.key.startswith(f"{settings.input_prefix}jobs/") else "s3"
 
 
@@ -72,8 +80,10 @@ def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
     """Why this object is not ours to segment, or None. Our own outputs are checked first: no loops."""
     if ref.bucket == output_bucket(ref, settings) and ref.key.startswith(settings.output_prefix):
         return f"an output of this function (under {settings.output_prefix!r})"
-    if not ref.key.startswith(settings.input_prefix):
-        return f"outside the input prefix {settings.input_prefix!r}"
+    backfill = ref.bucket == settings.backfill_bucket and ref.key.startswith(settings.backfill_prefix)
+    if not ref.key.startswith(settings.input_prefix) and not backfill:
+        also = f" or s3://{settings.backfill_bucket}/{settings.backfill_prefix}" if settings.backfill_bucket else ""
+        return f"outside the input prefix {settings.input_prefix!r}{also}"
     if ref.key.endswith("/"):
         return "a folder marker"
     if not ref.created:
@@ -85,9 +95,14 @@ def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
 
 
 def process(
-    ref: ObjectRef, segmenter: Segmenter, settings: Settings, context: LambdaContext | None = None
+    ref: ObjectRef,
+    segmenter: Segmenter,
+    settings: Settings,
+    context: LambdaContext | None = None,
+    options: RequestOptions | None = None,
 ) -> Processed:
     """Segment one object and write its outputs; raises on transient failures (S3, network, out of time)."""
+    options = options or RequestOptions()
     reason = skip_reason(ref, settings)
     if reason:
         return Processed(ref.bucket, ref.key, "skipped", reason=reason)
@@ -98,7 +113,7 @@ def process(
         source.update(etag=stored.etag, version_id=stored.version_id)
         data = storage.read(stored, settings.max_image_bytes)
         read = time.perf_counter()
-        segmented = segment_bytes(data, segmenter, settings, context=context)
+        segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context)
     except ServiceError as exc:
         metrics.record_error(entry_point(ref, settings), exc.code)
         error = {"error": {"code": exc.code, "message": exc.message}, "source": source}
@@ -113,15 +128,18 @@ def process(
         )
     segmented_at = time.perf_counter()
     metrics.record_image(entry_point(ref, settings), segmented.result)
-    png_key = output_key(ref, settings, ".png")
-    storage.put(output_bucket(ref, settings), png_key, render_png(segmented.rgb, segmented.result), "image/png")
-    json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json("rle"), "source": source})
+    outputs = []
+    if options.overlay is not False:
+        png_key = output_key(ref, settings, ".png")
+        storage.put(output_bucket(ref, settings), png_key, render_png(segmented.rgb, segmented.result), "image/png")
+        outputs.append(png_key)
+    json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json(options.masks), "source": source})
     return Processed(
         ref.bucket,
         ref.key,
         "segmented",
         objects=len(segmented.result),
-        outputs=[json_key, png_key],
+        outputs=[json_key, *outputs],
         timings_ms=_since(started, read=read, segment=segmented_at, total=time.perf_counter()),
     )
 

@@ -6,10 +6,11 @@ event, in one ``invoke`` call: a cold start costs ~10 s here, mostly importing t
 
 - HTTP events: status and body, the expectation derived from the request the event carries (route,
   query, whether the bytes sent are an image).
-- S3, SQS, EventBridge and S3 test events: against moto server. Each event gets a bucket of its own (the
-  bucket name in the file is replaced, as the S3 tests do), so that each event's results are checked
-  apart; the objects it names are uploaded first (the file in tests/images whose md5 is the event's
-  ETag), and afterwards each bucket must hold exactly the uploads and their results/ outputs.
+- S3, SQS, EventBridge, S3 test and S3 Batch Operations events: against moto server. Each event gets a
+  bucket of its own (the bucket name in the file is replaced, as the S3 tests do), so that each event's
+  results are checked apart; the objects it names are uploaded first (the file in tests/images whose md5
+  is the event's ETag; the first one for Batch Operations tasks, which carry none), and afterwards each
+  bucket must hold exactly the uploads and their results/ outputs.
 
 A new event file is picked up by the glob: it either fits one of these shapes or its test fails with
 "no expectation". Also through the real handler, started beside the events' runtime so that the cold
@@ -75,6 +76,11 @@ def notification_objects(message: Any) -> list[tuple[str, str, str | None]] | No
         return [(detail["bucket"]["name"], detail["object"]["key"], detail["object"].get("etag"))]
     if message.get("Event") == "s3:TestEvent":
         return []
+    if "invocationSchemaVersion" in message:  # S3 Batch Operations: bucket by ARN (1.0) or name (2.0)
+        return [
+            (task.get("s3Bucket") or task["s3BucketArn"].split(":::")[-1], unquote_plus(task["s3Key"]), None)
+            for task in message["tasks"]
+        ]
     return None
 
 
@@ -312,7 +318,7 @@ def output_of(key: str, suffix: str) -> str:
     return f"{OUTPUT_PREFIX}{key.removeprefix(INPUT_PREFIX)}{suffix}"
 
 
-def check_segmented(s3: Any, bucket: str, key: str, data: bytes) -> None:
+def check_segmented(s3: Any, bucket: str, key: str, data: bytes, masks: str = "rle") -> None:
     """results/<key>.json (the result schema, with its source) and results/<key>.png (the overlay)."""
     width, height = image_size(data)
     body = json.loads(s3.get_object(Bucket=bucket, Key=output_of(key, ".json"))["Body"].read())
@@ -322,7 +328,7 @@ def check_segmented(s3: Any, bucket: str, key: str, data: bytes) -> None:
     result = SegmentResponse.model_validate(body)
     assert (result.image.width, result.image.height) == (width, height)
     assert result.mask_shape == [height, width, len(result.class_names)]
-    assert len(result.masks) == len(result.class_names)
+    assert len(body["polygons"] if masks == "polygons" else result.masks) == len(result.class_names)
     overlay = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=output_of(key, ".png"))["Body"].read()))
     assert (overlay.format, overlay.size) == ("PNG", (width, height))
 
@@ -332,12 +338,19 @@ def check_s3(run: Run, plan: S3Plan, response: dict[str, Any]) -> None:
         # Exactly the messages that are no S3 notification; the good ones are done.
         failures = [item["itemIdentifier"] for item in response["batchItemFailures"]]
         assert sorted(failures) == sorted(plan.bad_messages)
+    elif "invocationSchemaVersion" in plan.event:
+        assert response["invocationSchemaVersion"] == plan.event["invocationSchemaVersion"]
+        assert [(r["taskId"], r["resultCode"], r["resultString"]) for r in response["results"]] == [
+            (task["taskId"], "Succeeded", f"s3://{bucket}/{output_of(key, '.json')}")
+            for task, (bucket, key, _) in zip(plan.event["tasks"], plan.objects, strict=True)
+        ]
     else:
         assert [(o["bucket"], o["key"], o["outcome"]) for o in response["objects"]] == [
             (bucket, key, "segmented") for bucket, key, _ in plan.objects
         ]
+    masks = plan.event.get("job", {}).get("userArguments", {}).get("masks", "rle")
     for bucket, key, _ in plan.objects:
-        check_segmented(run.s3, bucket, key, run.uploads[bucket, key])
+        check_segmented(run.s3, bucket, key, run.uploads[bucket, key], masks)
     for bucket in plan.buckets:
         uploaded = {key for b, key in run.uploads if b == bucket}
         outputs = {output_of(key, suffix) for key in uploaded for suffix in (".json", ".png")}
