@@ -88,10 +88,14 @@ COPY --from=builder /opt/venv /opt/venv
 COPY --from=model /opt/model /opt/model
 WORKDIR /var/task
 COPY handler/ /var/task/handler/
-RUN python -m compileall -q /var/task/handler
+# a+rX: COPY keeps the checkout's modes, and a umask-077 checkout would hide the code from Lambda's user.
+RUN chmod -R a+rX /var/task && python -m compileall -q /var/task/handler
 
-# Lambda runs the image as its own user anyway; a fixed non-root user keeps `docker run` honest too.
-USER 1000:1000
+# No USER: Lambda runs every container image as its own least-privileged non-root user, whatever the
+# image says (AWS's own base images set none either), and `sam local invoke` builds its emulator layer on
+# this image with a RUN that must run as root. What the image must and does guarantee instead: every file
+# is readable by any user (pip, bake_model and compileall write 0644/0755) and nothing outside /tmp is
+# written at run time; `make image-smoke` runs it as uid 1000 on a read-only root file system to prove it.
 
 ENTRYPOINT ["python", "-m", "awslambdaric"]
 CMD ["handler.lambda_function.lambda_handler"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from infra import bake_model, image_spec
+from infra import bake_model, image_spec, sam_local_template
 
 BIN = Path(sys.executable).parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -136,6 +136,18 @@ def test_dockerfile_bakes_the_checked_model_and_points_caches_at_tmp():
     assert env["SEG_MODEL_PATH"] == "/opt/model/pointrend_resnet50.pkl"
     for name in ("HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
         assert env[name].startswith("/tmp"), name
+
+
+def test_dockerfile_runs_as_any_user_without_writing_outside_tmp():
+    """No USER: SAM's emulator layer (``RUN mv ... && chmod +x ...``) runs as the image's user and fails as
+    a non-root one; Lambda picks its own non-root user anyway. So the image must work for any user: the
+    code readable by all, the weights 0644, and the smoke runs it as uid 1000, root file system read-only."""
+    final = final_stage(DOCKERFILE.read_text())
+    assert not re.search(r"(?im)^USER\s", final)
+    assert "chmod -R a+rX /var/task" in final
+    assert "os.chmod(part, 0o644)" in inspect.getsource(bake_model.bake)
+    smoke = (REPO / "infra" / "image_smoke.sh").read_text()
+    assert "--user 1000:1000" in smoke and "--read-only" in smoke and "--tmpfs /tmp" in smoke
 
 
 def test_dockerignore_keeps_the_context_small():
@@ -394,3 +406,18 @@ def test_bake_without_any_pin_fails(tmp_path):
     source, _ = weights(tmp_path)
     with pytest.raises(SystemExit, match="no sha256 pin"):
         bake_model.bake(source, "https://unused.invalid/x", "", tmp_path / "missing.sha256", tmp_path / "o.pkl")
+
+
+def test_sam_local_template_runs_the_built_image_with_the_template_settings(tmp_path):
+    """What `make image-smoke` hands `sam local invoke` / `start-api`: the built image, no `sam build`."""
+    out = tmp_path / "sam-local.yaml"
+    assert sam_local_template.main(["pointrend-lambda:smoke", str(out), "SEG_CONFIDENCE=0.0"]) == 0
+    function = image_spec.load_template(out)["Resources"][image_spec.FUNCTION_ID]
+    assert function["Metadata"] == {"SkipBuild": True}
+    props = function["Properties"]
+    assert (props["PackageType"], props["ImageUri"]) == ("Image", "pointrend-lambda:smoke")
+    assert props["ImageConfig"]["Command"] == image_spec.dockerfile_exec_form(DOCKERFILE)[1]
+    expected = image_spec.function_spec().environment
+    assert props["Environment"]["Variables"] == {**expected, "SEG_CONFIDENCE": "0.0"}
+    result = run_tool(tool("cfn-lint"), str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
