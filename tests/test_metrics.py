@@ -4,6 +4,7 @@ server, failures), checked against the embedded metric format's structure, then 
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -148,3 +149,16 @@ def test_seg_metrics_false_leaves_the_handler_as_it_is(settings, monkeypatch):
     assert metrics.invocation(handler) is handler
     monkeypatch.setattr(settings, "metrics", None)
     assert metrics.invocation(handler) is not handler
+
+
+def test_recording_and_printing_make_no_network_call(monkeypatch, capsys):
+    """EMF is a log line that CloudWatch Logs turns into metrics: no client, no connection (init, VPCs)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with metrics.scope():
+        metrics.record_error("s3", "not_an_image")
+    assert blob_with(emf_blobs(capsys.readouterr().out), "Errors", entry_point="s3")["Errors"] == [1.0]
