@@ -1,0 +1,243 @@
+"""template.yaml's operations part: caps (API throttling, reserved and provisioned concurrency), alarms and
+their topic, the dashboard of handler/metrics.py's metrics, log groups with a retention, optional tracing;
+and that it stays lint-clean with every optional parameter off (the defaults) and all on."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO
+
+from handler import metrics
+from infra import image_spec
+
+TEMPLATE = REPO / "template.yaml"
+BIN = Path(sys.executable).parent
+ALL_ON = {
+    "ReservedConcurrency": "20",
+    "ProvisionedConcurrency": "2",
+    "WorkerReservedConcurrency": "10",
+    "AlarmEmail": "ops@example.com",
+    "Tracing": "Active",
+    "LogRetentionDays": "90",
+}
+ALARMS = {
+    # alarm: (namespace, metric, the resource its dimension names)
+    "HttpErrorsAlarm": ("AWS/Lambda", "Errors", "SegmentFunction"),
+    "WorkerErrorsAlarm": ("AWS/Lambda", "Errors", "WorkerFunction"),
+    "HttpThrottlesAlarm": ("AWS/Lambda", "Throttles", "SegmentFunction"),
+    "WorkerThrottlesAlarm": ("AWS/Lambda", "Throttles", "WorkerFunction"),
+    "HttpDurationAlarm": ("AWS/Lambda", "Duration", "SegmentFunction"),
+    "WorkerDurationAlarm": ("AWS/Lambda", "Duration", "WorkerFunction"),
+    "FailureQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "FailureQueue"),
+}
+METRIC_NAMES = (
+    "ImagesSegmented",
+    "ObjectsFound",
+    "TotalLatency",
+    "ModelLatency",
+    "DecodeLatency",
+    "ImageMegapixels",
+    "Errors",
+    "Refused",
+    "ColdStart",
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return image_spec.load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict[str, Any]:
+    return template["Resources"]
+
+
+def with_defaults(text: str, values: dict[str, str]) -> str:
+    """template.yaml's text with these parameters' defaults changed: what linters see for a deploy with them."""
+    for name, value in values.items():
+        block = re.search(rf"(?m)^  {name}:\n(?:    .*\n)+", text)
+        assert block, name
+        (default,) = re.findall(r"(?m)^    Default: (.*)$", block.group(0))
+        quoted = f'"{value}"' if default.startswith('"') else value  # as the original: Number or String
+        changed = block.group(0).replace(f"    Default: {default}\n", f"    Default: {quoted}\n")
+        text = text.replace(block.group(0), changed)
+    return text
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {"SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", "PATH": str(BIN)}
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+# --- caps --------------------------------------------------------------------------------------------
+
+
+def test_cap_parameters_have_safe_defaults(template):
+    parameters = template["Parameters"]
+    assert (parameters["ApiThrottlingRateLimit"]["Default"], parameters["ApiThrottlingBurstLimit"]["Default"]) == (
+        5,
+        10,
+    )
+    assert parameters["ReservedConcurrency"]["Default"] == ""  # none: a new account's quota of 50 cannot reserve
+    assert "50" in parameters["ReservedConcurrency"]["Description"]
+    assert re.fullmatch(parameters["ReservedConcurrency"]["AllowedPattern"], "")
+    assert parameters["ProvisionedConcurrency"]["Default"] == 0
+    assert (parameters["LogRetentionDays"]["Default"], parameters["Tracing"]["Default"]) == (30, "Disabled")
+    assert parameters["AlarmEmail"]["Default"] == ""
+
+
+def test_http_api_throttles_every_route(resources):
+    settings = resources["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+
+
+def test_reserved_concurrency_is_none_when_empty_or_zero(template, resources):
+    none = {
+        "Fn::Or": [
+            {"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]},
+            {"Fn::Equals": [{"Ref": "ReservedConcurrency"}, "0"]},
+        ]
+    }
+    assert template["Conditions"]["HasReservedConcurrency"] == {"Fn::Not": [none]}
+    assert resources["SegmentFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_provisioned_concurrency_is_optional_on_the_live_alias(template, resources):
+    function = resources["SegmentFunction"]["Properties"]
+    assert function["AutoPublishAlias"] == "live"
+    assert function["ProvisionedConcurrencyConfig"] == {
+        "Fn::If": [
+            "HasProvisionedConcurrency",
+            {"ProvisionedConcurrentExecutions": {"Ref": "ProvisionedConcurrency"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assert template["Conditions"]["HasProvisionedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, 0]}]
+    }
+
+
+def test_tracing_is_a_parameter_on_both_functions(resources):
+    # SAM resolves the parameter: Disabled adds neither a TracingConfig nor the X-Ray policy.
+    for function in ("SegmentFunction", "WorkerFunction"):
+        assert resources[function]["Properties"]["Tracing"] == {"Ref": "Tracing"}
+
+
+# --- logs, alarms, dashboard -------------------------------------------------------------------------
+
+
+def test_log_groups_with_retention_for_both_functions(resources):
+    for function in ("SegmentFunction", "WorkerFunction"):
+        group = resources[f"{function}LogGroup"]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"] == {
+            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function}}}"},
+            "RetentionInDays": {"Ref": "LogRetentionDays"},
+        }
+        assert "DeletionPolicy" not in group  # deleting the stack deletes the logs
+
+
+def test_alarm_topic_with_an_optional_email_subscription(resources):
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+def alarm_metric(properties: dict[str, Any]) -> tuple[str, str, Any]:
+    """(namespace, metric name, the first dimension's value) of a plain or a metric-math alarm."""
+    if "Metrics" in properties:
+        stat = next(m for m in properties["Metrics"] if "MetricStat" in m)["MetricStat"]["Metric"]
+    else:
+        stat = properties
+    return stat["Namespace"], stat["MetricName"], stat["Dimensions"][0]["Value"]
+
+
+@pytest.mark.parametrize("alarm", sorted(ALARMS))
+def test_each_alarm_watches_its_resource_and_notifies_the_topic(resources, alarm):
+    namespace, metric, resource = ALARMS[alarm]
+    properties = resources[alarm]["Properties"]
+    reference = {"Fn::GetAtt": ["FailureQueue", "QueueName"]} if resource == "FailureQueue" else {"Ref": resource}
+    assert alarm_metric(properties) == (namespace, metric, reference)
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}] == properties["OKActions"]
+    assert properties["TreatMissingData"] == "notBreaching"
+    assert f"docs/operations.md#{alarm.lower()}" in properties["AlarmDescription"]
+    assert properties["Threshold"] > 0
+
+
+@pytest.mark.parametrize(
+    ("alarm", "timeout"), [("HttpDurationAlarm", "Timeout"), ("WorkerDurationAlarm", "WorkerTimeout")]
+)
+def test_duration_alarms_follow_the_timeout_parameter(resources, alarm, timeout):
+    properties = resources[alarm]["Properties"]
+    (share,) = [m for m in properties["Metrics"] if m.get("ReturnData")]
+    assert share["Expression"] == {"Fn::Sub": f"duration / (${{{timeout}}} * 1000)"}
+    assert properties["Threshold"] == 0.9
+
+
+def test_failure_queue_alarm_fires_on_one_message(resources):
+    assert (
+        resources["FailureQueueAlarm"]["Properties"]["Threshold"],
+        resources["FailureQueueAlarm"]["Properties"]["Statistic"],
+    ) == (1, "Maximum")
+
+
+def test_alarm_runbook_sections_exist():
+    headings = re.findall(r"(?m)^#+ (.+)$", (REPO / "docs" / "operations.md").read_text())
+    anchors = {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in headings}
+    assert {alarm.lower() for alarm in ALARMS} <= anchors
+
+
+def test_dashboard_shows_the_service_metrics_and_every_alarm(resources):
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    dashboard = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))
+    text = json.dumps(dashboard)
+    assert f'"{metrics.NAMESPACE}"' in text and f'"service", "{metrics.SERVICE}"' in text
+    for name in METRIC_NAMES:
+        assert f'"{name}"' in text or f'MetricName=\\"{name}\\"' in text, name
+    for entry_point in ("http", "s3", "jobs", "batch"):
+        assert f'"{entry_point}"' in text
+    (alarm_widget,) = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+    assert len(alarm_widget["properties"]["alarms"]) == len(ALARMS)
+    assert {f"${{{alarm}.Arn}}" for alarm in ALARMS} <= set(re.findall(r"\$\{[^}]+\}", body))
+
+
+def test_outputs_name_the_topic_and_the_dashboard(template):
+    assert template["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+    assert "dashboards:name=${Dashboard}" in template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+
+
+# --- lint-clean with the optional parameters all off (the defaults) and all on ------------------------
+
+
+def test_with_defaults_changes_exactly_the_named_defaults():
+    text = with_defaults(TEMPLATE.read_text(), {"Tracing": "Active"})
+    assert text.count("Default: Active") == 1 and text.count("Default: Disabled") == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("combination", ["none", "all_on"])
+def test_lint_clean_with_optional_parameters(tmp_path, combination):
+    path = tmp_path / "template.yaml"
+    path.write_text(with_defaults(TEMPLATE.read_text(), ALL_ON if combination == "all_on" else {}))
+    lint = run(str(BIN / "cfn-lint"), str(path))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    sam = run(str(BIN / "sam"), "validate", "--lint", "--template-file", str(path))
+    assert sam.returncode == 0 and "is a valid SAM Template" in sam.stdout + sam.stderr, sam.stdout + sam.stderr
