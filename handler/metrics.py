@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.settings import get_settings
 
@@ -117,9 +118,12 @@ def record_error(entry_point: EntryPoint, code: str) -> None:
 
 
 def error_code(exc: BaseException) -> str:
-    """The stable code of a service error; ``internal_error`` for anything else (keeps the dimension small)."""
+    """The stable code of a service error, ``storage_error`` for S3 failures, else ``internal_error``: a
+    closed set, so the ``error_code`` dimension stays small."""
     code = getattr(exc, "code", None)
-    return code if isinstance(code, str) else "internal_error"
+    if isinstance(code, str):
+        return code
+    return "storage_error" if isinstance(exc, (ClientError, BotoCoreError)) else "internal_error"
 
 
 def invocation(handler: F) -> F:

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 from conftest import IMAGES, FakeLambdaContext, read_event
 
-from handler import metrics
+from handler import metrics, storage
 from handler.api.admission import get_admission
 from handler.s3 import ObjectsFailed
 
@@ -114,6 +114,43 @@ def test_a_failed_invocation_still_prints_its_metrics(s3, bucket, lambda_handler
     blobs = emf_blobs(capsys.readouterr().out)
     assert blob_with(blobs, "Errors", entry_point="s3", error_code="out_of_time")["Errors"] == [1.0]
     assert blob_with(blobs, "Refused", entry_point="s3")["Refused"] == [1.0]
+
+
+BATCH_KEY_IN_EVENT = "uploads/Summer+2024/caf%C3%A9+%C3%BCber%2Balles+100%25.jpg"
+
+
+def test_a_batch_operations_task_prints_its_image_metrics(s3, bucket, lambda_handler, capsys):
+    s3.put_object(Bucket=bucket, Key="uploads/astronaut.jpg", Body=(IMAGES / "astronaut.jpg").read_bytes())
+    event = read_event("s3-batch-v2.json", **{BUCKET_IN_EVENTS: bucket, BATCH_KEY_IN_EVENT: "uploads/astronaut.jpg"})
+    capsys.readouterr()
+    answer = lambda_handler(event, FakeLambdaContext())
+    assert [result["resultCode"] for result in answer["results"]] == ["Succeeded"]
+    blob = blob_with(emf_blobs(capsys.readouterr().out), "ImagesSegmented", entry_point="batch")
+    assert blob["ImagesSegmented"] == [1.0]
+
+
+def test_a_batch_task_s3_cannot_serve_counts_as_a_storage_error(bucket, lambda_handler, capsys, monkeypatch):
+    event = read_event("s3-batch-v2.json", **{BUCKET_IN_EVENTS: bucket, BATCH_KEY_IN_EVENT: "uploads/astronaut.jpg"})
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: connection refused
+    storage.s3_client.cache_clear()
+    capsys.readouterr()
+    try:
+        (result,) = lambda_handler(event, FakeLambdaContext())["results"]
+    finally:
+        monkeypatch.undo()
+        storage.s3_client.cache_clear()
+    assert result["resultCode"] == "TemporaryFailure"  # Batch Operations retries it
+    blobs = emf_blobs(capsys.readouterr().out)
+    assert blob_with(blobs, "Errors", entry_point="batch", error_code="storage_error")["Errors"] == [1.0]
+
+
+def test_a_missing_object_counts_by_its_error_code(bucket, lambda_handler, capsys):
+    event = read_event("s3-batch-v2.json", **{BUCKET_IN_EVENTS: bucket, BATCH_KEY_IN_EVENT: "uploads/absent.jpg"})
+    capsys.readouterr()
+    (result,) = lambda_handler(event, FakeLambdaContext())["results"]
+    assert (result["resultCode"], result["resultString"].split(":")[0]) == ("PermanentFailure", "not_found")
+    blobs = emf_blobs(capsys.readouterr().out)
+    assert blob_with(blobs, "Errors", entry_point="batch", error_code="not_found")["Errors"] == [1.0]
 
 
 def test_cold_start_is_counted_on_the_first_invocation_only(lambda_handler, capsys):

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes import (
 from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event import S3BatchOperationTask
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handler import metrics
 from handler.deadline import LambdaContext
 from handler.engine import RequestOptions
 from handler.errors import InvalidRequest, RetryableError
@@ -84,9 +85,11 @@ def task_result(
         processed = s3_objects.process(ref, get_segmenter(), get_settings(), context, options)
     except (RetryableError, ClientError, BotoCoreError) as exc:  # throttling, 5xx, timeouts, out of time: retried
         logger.warning("batch task failed, to be retried", extra={**where, "outcome": "failed", "error": str(exc)})
+        metrics.record_error("batch", metrics.error_code(exc))
         return _answer(task, "TemporaryFailure", _describe(exc))
     except Exception as exc:  # a bug: logged with its traceback, retried, and in the report if it persists
         logger.exception("batch task failed unexpectedly", extra={**where, "outcome": "failed"})
+        metrics.record_error("batch", metrics.error_code(exc))
         return _answer(task, "TemporaryFailure", f"internal_error: {type(exc).__name__}")
     logger.info(f"batch task {processed.outcome}", extra={**where, "outcome": processed.outcome})
     if processed.outcome == "skipped":
