@@ -1,4 +1,4 @@
-"""The command line, ``python -m handler``: serve | segment | invoke | fetch-model | make-test-model.
+"""The command line, ``python -m handler``: serve | segment | invoke | fetch-model | backfill | make-test-model.
 
 Each command imports what it needs when it runs, so ``--help`` stays fast. May import every part.
 """
@@ -57,6 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=SHA256_PIN_FILE,
         help="the sha256 pin the image build checks (default: infra/model.sha256); written when absent",
     )
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="segment existing objects: an S3 Batch Operations job invoking the stack's worker (--dry-run: estimate)",
+    )
+    backfill.add_argument(
+        "target", nargs="?", metavar="s3://BUCKET/PREFIX", help="the objects to segment (prefix may be empty)"
+    )
+    backfill.add_argument(
+        "--retry-failed", metavar="JOB_ID", help="a new job over the failed tasks of that job's report"
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="count the objects and print the estimate; no job")
+    backfill.add_argument("--wait", action="store_true", help="follow the job until it ends; print the report's place")
+    backfill.add_argument("--stack", default="pointrend-lambda", help="the deployed stack (default: pointrend-lambda)")
+    backfill.add_argument("--role-arn", help="the job's role (default: the stack's BatchOperationsRoleArn output)")
+    backfill.add_argument("--function-arn", help="the worker (default: the stack's WorkerFunctionArn output)")
+    backfill.add_argument("--account-id", help="the job's account (default: the one in the worker's ARN)")
+    backfill.add_argument("--report-bucket", help="default: the stack's bucket (InputBucketName output)")
+    backfill.add_argument("--report-prefix", help="default: <the stack's OutputPrefix>batch-operations")
+    for name in ("masks", "confidence", "classes", "overlay"):
+        backfill.add_argument(f"--{name}", help=f"as /segment's {name} (passed as userArguments)")
+    backfill.add_argument("--priority", type=int, default=10)
+    backfill.add_argument("--seconds-per-image", type=float, help="dry run (default 2.90: bench/engine.py)")
+    backfill.add_argument("--memory-mb", type=int, default=None, help="dry run (default: the stack's WorkerMemorySize)")
+    backfill.add_argument(
+        "--concurrency", type=int, nargs="+", default=[100, 1000], help="dry run: wall-clock at each (100 1000)"
+    )
+    backfill.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
 
     test_model = commands.add_parser(
         "make-test-model", help="write a randomly initialised PointRend in the real file format"
@@ -132,6 +160,12 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from handler.cli.backfill import Clients, run
+
+    return run(args, Clients.from_environment())
+
+
 def cmd_make_test_model(args: argparse.Namespace) -> int:
     from handler.model.files import make_test_model
 
@@ -145,5 +179,6 @@ COMMANDS = {
     "segment": cmd_segment,
     "invoke": cmd_invoke,
     "fetch-model": cmd_fetch_model,
+    "backfill": cmd_backfill,
     "make-test-model": cmd_make_test_model,
 }

@@ -34,13 +34,12 @@ class RequestOptions(BaseModel):
         return SegmentOptions(confidence=self.confidence, classes=self.class_list)
 
     @classmethod
-    def parse(cls, values: Mapping[str, Any], source: str) -> RequestOptions:
+    def parse(cls, values: Mapping[str, Any], source: str, prefix: str | None = None) -> RequestOptions:
         """Validate ``values`` (strings are fine: "0.5", "true"); an unknown name or a bad value is an
-        ``InvalidRequest`` whose message names each one as ``<source>.<name>``."""
+        ``InvalidRequest`` whose message names each one as ``<prefix><name>`` (prefix: ``<source>.``)."""
         try:
             return cls.model_validate(dict(values))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{source}.{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
-            )
+            prefix = f"{source}." if prefix is None else prefix
+            problems = "; ".join(f"{prefix}{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise InvalidRequest(f"invalid {source}: {problems}") from None

@@ -43,6 +43,7 @@ def test_the_documents_exist():
         "performance.md",
         "security.md",
         "development.md",
+        "bulk.md",
     }
     assert expected <= names, f"missing docs pages: {sorted(expected - names)}"
 
