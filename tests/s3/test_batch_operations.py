@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -30,8 +29,6 @@ from test_s3_events import (
     s3_calls,
     upload,
 )
-
-from handler.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("segmenter")
 
@@ -68,14 +65,11 @@ def result_of(response: dict[str, Any]) -> tuple[str, str]:
 
 
 @pytest.fixture
-def backfill(bucket: str, monkeypatch) -> Iterator[str]:
+def backfill(bucket: str, settings, monkeypatch) -> str:
     """The worker's settings with ``bucket`` as BackfillBucket and ``photos/`` as BackfillPrefix."""
-    monkeypatch.setenv("SEG_BACKFILL_BUCKET", bucket)
-    monkeypatch.setenv("SEG_BACKFILL_PREFIX", "photos/")
-    get_settings.cache_clear()
-    yield bucket
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    monkeypatch.setattr(settings, "backfill_bucket", bucket)
+    monkeypatch.setattr(settings, "backfill_prefix", "photos/")
+    return bucket
 
 
 # --- both schemas, the exact response ----------------------------------------------------------------
