@@ -37,6 +37,11 @@ for tool in podman runc mmdebstrap; do
   command -v "$tool" >/dev/null || { echo "needs $tool: apt-get install podman runc mmdebstrap" >&2; exit 2; }
 done
 test -f "$TEST_MODEL" || timeout 600 "$VENV/bin/python" -m handler make-test-model "$TEST_MODEL"
+# Podman's build context does not follow a symlink out of the repository (a git worktree's shared .cache):
+# the Dockerfile would then download the real weights instead of using the test model.
+[ "$(realpath "$TEST_MODEL")" = "$(pwd -P)/$TEST_MODEL" ] || {
+  echo "$TEST_MODEL must be a real file in the repository, not behind a symlink (it is the build context)" >&2
+  exit 2; }
 
 # 1. The stand-in base image.
 if ! podman image exists "$BASE"; then
