@@ -22,6 +22,8 @@ ACCOUNT = "123456789012"
 BUCKET = "pointrend-uploads-example"
 KEY = "uploads/astronaut.jpg"
 ENCODED_KEY = "uploads/Summer 2024/café über+alles 100%.jpg"
+# A POST /jobs upload: <input prefix>jobs/<job id>/<safe file name> (an example id, not a real job's).
+JOB_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"
 QUEUE = "pointrend-uploads"
 TIME = "2026-11-27T10:15:30.123Z"
 
@@ -150,6 +152,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
     return {
         "s3-put.json": s3_event(s3_record(BUCKET, KEY, size, etag)),
         "s3-put-encoded-key.json": s3_event(s3_record(BUCKET, ENCODED_KEY, size, etag)),
+        "s3-post-job.json": s3_event(s3_record(BUCKET, JOB_KEY, size, etag, "ObjectCreated:Post")),
         "sqs-s3.json": sqs_event(
             sqs_message("059f36b4-87a3-44ab-83d2-661975830a7d", s3_event(s3_record(BUCKET, KEY, size, etag))),
             sqs_message("2e1424d4-f796-459a-8184-9c92662be6da", not_a_notification),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 
 class CodedError(Exception):
     """A message for people, a stable ``code`` for programs, and the HTTP ``status`` it is answered with."""
@@ -67,6 +70,10 @@ class NotFound(ServiceError):
     status = 404
 
 
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
 class MalformedEvent(ServiceError):
     """A Lambda HTTP event with a field missing or of the wrong type (it never came from API Gateway)."""
 
@@ -104,3 +111,13 @@ class OutOfTime(RetryableError):
     """Too little time left in this Lambda invocation for one more image."""
 
     code = "out_of_time"
+
+
+def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic/FastAPI validation errors as one readable line: ``query.confidence: ...; ...``."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid"))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "invalid request"

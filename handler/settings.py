@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     backfill_prefix: str = ""
     # In the environment: comma-separated (a,b) or a JSON list.
     allowed_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jobs_bucket: str | None = Field(None, description="where POST /jobs uploads go; unset: /jobs answers 503")
+    upload_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600, description="life of a job's presigned POST")
+    result_url_expiry_s: int = Field(600, ge=60, le=7 * 24 * 3600, description="life of a job's overlay_url")
 
     @field_validator("allowed_buckets", mode="before")
     @classmethod
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("backfill_bucket", mode="before")
+    @field_validator("backfill_bucket", "jobs_bucket", mode="before")
     @classmethod
     def _blank_bucket_is_none(cls, value: object) -> object:
         return value.strip() or None if isinstance(value, str) else value

@@ -8,11 +8,13 @@ propagates unchanged: it is transient, and the caller lets Lambda retry.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -68,6 +70,7 @@ class StoredObject:
     size: int
     etag: str  # without the quotes S3 puts around it
     version_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix, names lowercase
 
 
 @contextmanager
@@ -92,7 +95,15 @@ def head(bucket: str, key: str) -> StoredObject:
         size=response["ContentLength"],
         etag=response["ETag"].strip('"'),
         version_id=response.get("VersionId"),
+        metadata={name.lower(): value for name, value in response.get("Metadata", {}).items()},
     )
+
+
+def head_if_present(bucket: str, key: str) -> StoredObject | None:
+    try:
+        return head(bucket, key)
+    except NotFound:
+        return None
 
 
 def read(stored: StoredObject, max_bytes: int) -> bytes:
@@ -104,5 +115,41 @@ def read(stored: StoredObject, max_bytes: int) -> bytes:
         return response["Body"].read()
 
 
+def output_key(key: str, input_prefix: str, output_prefix: str, suffix: str) -> str:
+    """Where the S3 side writes what it made of ``key``: ``uploads/a/cat.jpg`` -> ``results/a/cat.jpg<suffix>``."""
+    return f"{output_prefix}{key.removeprefix(input_prefix)}{suffix}"
+
+
 def put(bucket: str, key: str, body: bytes, content_type: str) -> None:
     s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def read_json(bucket: str, key: str, max_bytes: int) -> Any | None:
+    """A JSON object this service wrote, or None when there is none (yet)."""
+    stored = head_if_present(bucket, key)
+    return None if stored is None else json.loads(read(stored, max_bytes))
+
+
+def presigned_post(
+    bucket: str, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+) -> dict[str, Any]:
+    """``{"url", "fields"}`` for a browser-style POST of exactly ``key``: signed locally, no request to S3.
+
+    Each of ``fields`` is also pinned as an exact-match condition; ``conditions`` adds the rest (ranges,
+    prefixes). boto3 adds the bucket and key conditions itself.
+    """
+    pinned = [{name: value} for name, value in fields.items()]
+    return s3_client().generate_presigned_post(
+        Bucket=bucket, Key=key, Fields=fields, Conditions=[*pinned, *conditions], ExpiresIn=expires_in
+    )
+
+
+def presigned_get(bucket: str, key: str, expires_in: int) -> str:
+    return s3_client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)
+
+
+def bucket_origin(bucket: str) -> str:
+    """The origin (scheme://host[:port]) that browsers upload to for ``bucket``, as boto3 addresses it."""
+    url = s3_client().generate_presigned_url("head_bucket", Params={"Bucket": bucket}, ExpiresIn=60)
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

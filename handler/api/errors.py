@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from handler import metrics
-from handler.errors import RetryableError, ServiceError
+from handler.errors import RetryableError, ServiceError, describe_validation_errors
 from handler.logs import logger
 
 RETRY_AFTER_SECONDS = "2"
@@ -22,16 +21,6 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
     """The one JSON error body; every error answered goes through here, so it is counted here."""
     metrics.record_error("http", code)
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
-
-
-def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> str:
-    """Pydantic/FastAPI validation errors as one readable line: ``query.confidence: ...; ...``."""
-    parts = []
-    for error in errors:
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        message = str(error.get("msg", "invalid"))
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts) or "invalid request"
 
 
 async def service_error(request: Request, exc: ServiceError | RetryableError) -> JSONResponse:

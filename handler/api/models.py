@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from handler.engine import RequestOptions
 
 
 class Strict(BaseModel):
@@ -26,6 +28,15 @@ class SegmentJSONRequest(Strict):
         if (self.image_base64 is None) == (self.s3_uri is None):
             raise ValueError("give exactly one of image_base64 and s3_uri")
         return self
+
+
+class SegmentQuery(RequestOptions):
+    """``POST /segment``'s query parameters: the options every entry point shares, and the answer's format."""
+
+    # FastAPI fills query models by field name; unknown query parameters stay ignored, as before.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    output_format: Literal["json", "png"] = Field("json", alias="format", description="png: the overlay image")
 
 
 class ImageSize(Strict):
@@ -84,6 +95,7 @@ class HealthDefaults(Strict):
     confidence: float
     detection_speed: str
     max_image_bytes: int
+    jobs: bool = Field(description="whether POST /jobs is available (SEG_JOBS_BUCKET is set)")
 
 
 class HealthResponse(Strict):
@@ -114,3 +126,38 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "too many requests in progress; retry"),
     )
 }
+
+
+class JobRequest(RequestOptions):
+    """``POST /jobs``: every field optional; the options are those ``/segment`` takes as query parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    filename: str | None = Field(None, max_length=1024, description="the file's name; only [A-Za-z0-9._-] are kept")
+    content_type: str | None = Field(
+        None,
+        pattern=r"^image/[A-Za-z0-9.+-]+$",
+        description="default: guessed from filename, else image/jpeg (the service reads the bytes, not this)",
+    )
+
+
+class JobUpload(Strict):
+    url: str = Field(description="POST a multipart form here: every field below, then the file as field `file`")
+    fields: dict[str, str]
+
+
+class JobCreated(Strict):
+    job_id: str = Field(description="32 lowercase hex digits (128 random bits): the job's only key; keep it secret")
+    status: Literal["waiting_for_upload"]
+    upload: JobUpload
+    expires_in: int = Field(description="seconds the upload form stays valid")
+    max_bytes: int = Field(description="the largest file the upload accepts")
+    status_url: str
+
+
+class JobStatus(Strict):
+    job_id: str
+    status: Literal["waiting_for_upload", "processing", "done", "failed"]
+    result: dict[str, Any] | None = Field(None, description="when done: what /segment returns, plus `source`")
+    overlay_url: str | None = Field(None, description="when done and an overlay was asked for: a short-lived GET URL")
+    error: ErrorDetail | None = Field(None, description="when failed")

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -21,12 +21,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from handler import __version__, metrics
 from handler.api import errors as api_errors
 from handler.api.admission import Admission, get_admission
+from handler.api.jobs import router as jobs_router
 from handler.api.models import (
     ERROR_RESPONSES,
     ErrorResponse,
     HealthResponse,
     SeedResponse,
     SegmentJSONRequest,
+    SegmentQuery,
     SegmentResponse,
 )
 from handler.api.page import STATIC_DIR, SecurityHeaders, router
@@ -89,6 +91,7 @@ api_errors.install(app)
 app.add_middleware(SecurityHeaders)
 app.add_middleware(LocalMetrics)
 app.include_router(router)
+app.include_router(jobs_router)
 app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
@@ -141,26 +144,18 @@ def _seed_json(segmented: SegmentedImage) -> Response:
 )
 async def segment(
     request: Request,
-    masks: MaskFormat = Query("rle", description="mask encoding: COCO RLE, polygons, or none"),
-    confidence: float | None = Query(None, ge=0.0, le=1.0, description="score threshold (default SEG_CONFIDENCE)"),
-    classes: str | None = Query(None, description="keep only these COCO class names, comma-separated"),
-    output_format: Literal["json", "png"] = Query("json", alias="format", description="png: the overlay image"),
-    overlay: bool = Query(
-        False, description="with format=json: also the overlay PNG, base64, in `overlay_png_base64` (one model run)"
-    ),
+    options: Annotated[SegmentQuery, Query()],
     settings: Settings = Depends(get_settings),
     segmenter: Segmenter = Depends(get_segmenter),
     admission: Admission = Depends(get_admission),
 ) -> Any:
     """Segment an image sent as multipart `image`, a raw `image/*` body, or JSON `image_base64` / `s3_uri`."""
-    options = SegmentOptions(
-        confidence=settings.confidence if confidence is None else confidence,
-        classes=classes.split(",") if classes else None,
-    )
-    segmenter.validate_classes(options.classes)  # a bad query is refused before the upload is read
-    render = _png if output_format == "png" else _json(masks, overlay)
+    render = _png if options.output_format == "png" else _json(options.masks, bool(options.overlay))
+    segmenter.validate_classes(options.class_list)  # a bad query is refused before the upload is read
     with admission.admit():
-        job = Job(await image_source(request, settings), options, render, request.scope.get("aws.context"))
+        job = Job(
+            await image_source(request, settings), options.segment_options(), render, request.scope.get("aws.context")
+        )
         return await run_in_threadpool(admission.run, job, segmenter, settings)
 
 
@@ -203,5 +198,6 @@ def healthz(settings: Settings = Depends(get_settings)) -> Any:
             "confidence": settings.confidence,
             "detection_speed": settings.detection_speed,
             "max_image_bytes": settings.max_image_bytes,
+            "jobs": bool(settings.jobs_bucket),
         },
     }

@@ -16,9 +16,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from handler import storage
-from handler.api.errors import describe_validation_errors
 from handler.api.models import SegmentJSONRequest
-from handler.errors import Forbidden, InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from handler.errors import Forbidden, InvalidRequest, RequestTooLarge, UnsupportedMediaType, describe_validation_errors
 from handler.settings import Settings
 from handler.storage import S3Location
 

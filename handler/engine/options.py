@@ -1,5 +1,6 @@
 """What a caller may choose per image (``/segment``'s query parameters), validated in one place whichever way
-it arrives: here, an S3 Batch Operations job's ``userArguments``."""
+it arrives: ``/segment``'s query, a ``POST /jobs`` body, an uploaded object's ``x-amz-meta-*`` metadata (what
+a job's presigned POST signs in), an S3 Batch Operations job's ``userArguments``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ class RequestOptions(BaseModel):
     masks: MaskFormat = Field("rle", description="mask encoding: COCO RLE, polygons, or none")
     confidence: float | None = Field(None, ge=0.0, le=1.0, description="score threshold (default SEG_CONFIDENCE)")
     classes: str | None = Field(None, description="keep only these COCO class names, comma-separated")
-    overlay: bool | None = Field(None, description="the overlay PNG too (S3: written unless this is false)")
+    overlay: bool | None = Field(
+        None,
+        description="the overlay PNG too: in /segment's JSON (base64, one model run), or as a job's overlay_url "
+        "(S3: written unless this is false)",
+    )
 
     @field_validator("classes")
     @classmethod
@@ -32,6 +37,17 @@ class RequestOptions(BaseModel):
 
     def segment_options(self) -> SegmentOptions:
         return SegmentOptions(confidence=self.confidence, classes=self.class_list)
+
+    def metadata(self) -> dict[str, str]:
+        """The options set, as S3 object metadata (``x-amz-meta-<name>`` values are strings)."""
+        values = self.model_dump(exclude_none=True)
+        return {name: str(value).lower() if isinstance(value, bool) else str(value) for name, value in values.items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> RequestOptions:
+        """The options an object's metadata names; other metadata is not ours and is ignored."""
+        known = {name: value for name, value in metadata.items() if name in cls.model_fields}
+        return cls.parse(known, "x-amz-meta", prefix="x-amz-meta-")
 
     @classmethod
     def parse(cls, values: Mapping[str, Any], source: str, prefix: str | None = None) -> RequestOptions:

@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handler import metrics
 from handler.deadline import LambdaContext
-from handler.logs import logger
+from handler.logs import logger, redact_job_ids
 from handler.model import get_segmenter
 from handler.s3 import batch_operations
 from handler.s3 import objects as s3_objects
@@ -190,6 +190,8 @@ def process_objects(refs: list[ObjectRef], context: LambdaContext | None) -> lis
         logger.info(f"s3 object {processed.outcome}", extra=asdict(processed))
         done.append(processed)
     if failed:
-        summary = "; ".join(f"s3://{ref.bucket}/{ref.key}: {type(exc).__name__}: {exc}" for ref, exc in failed)
+        summary = redact_job_ids(
+            "; ".join(f"s3://{ref.bucket}/{ref.key}: {type(exc).__name__}: {exc}" for ref, exc in failed)
+        )
         raise ObjectsFailed(f"{len(failed)} of {len(refs)} objects failed, to be retried: {summary}") from failed[0][1]
     return done

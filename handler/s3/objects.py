@@ -5,7 +5,8 @@ For ``uploads/a/cat.jpg`` (input prefix ``uploads/``, output prefix ``results/``
 ``source`` block), so a ``.json`` present means both are; or, for a permanently bad object,
 ``results/a/cat.jpg.error.json``. Transient failures are raised, never recorded. ``options`` (a Batch
 Operations job's) choose the mask encoding, threshold and classes as ``/segment``'s query does;
-``overlay=false`` leaves out the PNG.
+``overlay=false`` leaves out the PNG. Without them, the object's own ``x-amz-meta-*`` metadata may choose
+them (a ``POST /jobs`` presigned POST signs them in); a bad value there is an error record.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def output_bucket(ref: ObjectRef, settings: Settings) -> str:
 
 
 def output_key(ref: ObjectRef, settings: Settings, suffix: str) -> str:
-    return f"{settings.output_prefix}{ref.key.removeprefix(settings.input_prefix)}{suffix}"
+    return storage.output_key(ref.key, settings.input_prefix, settings.output_prefix, suffix)
 
 
 def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
@@ -102,7 +103,6 @@ def process(
     options: RequestOptions | None = None,
 ) -> Processed:
     """Segment one object and write its outputs; raises on transient failures (S3, network, out of time)."""
-    options = options or RequestOptions()
     reason = skip_reason(ref, settings)
     if reason:
         return Processed(ref.bucket, ref.key, "skipped", reason=reason)
@@ -111,6 +111,7 @@ def process(
     try:
         stored = storage.head(ref.bucket, ref.key)
         source.update(etag=stored.etag, version_id=stored.version_id)
+        options = options or RequestOptions.from_metadata(stored.metadata)
         data = storage.read(stored, settings.max_image_bytes)
         read = time.perf_counter()
         segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context)

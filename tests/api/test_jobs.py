@@ -1,0 +1,202 @@
+"""The jobs flow against moto server over real HTTP: POST /jobs, a real POST of the file to the presigned URL,
+the S3 event through ``lambda_handler`` (the real model), then GET /jobs/{job_id}."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote_plus
+
+import httpx
+import pytest
+from conftest import IMAGES, FakeLambdaContext, read_event
+from PIL import Image
+
+from handler.api import app
+from handler.settings import get_settings
+
+PHOTO = IMAGES / "astronaut.jpg"
+EXAMPLE_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"
+
+
+@pytest.fixture
+def jobs_bucket(bucket: str, settings: Any, client: Any) -> Iterator[str]:
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"jobs_bucket": bucket})
+    yield bucket
+    app.dependency_overrides.clear()
+
+
+def create(client: Any, **body: Any) -> dict[str, Any]:
+    response = client.post("/jobs", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def upload(job: dict[str, Any], data: bytes) -> httpx.Response:
+    """What a browser's form POST does: every field of the job, then the file last."""
+    return httpx.post(job["upload"]["url"], data=job["upload"]["fields"], files={"file": ("photo", data)}, timeout=30)
+
+
+def key_of(job: dict[str, Any]) -> str:
+    return job["upload"]["fields"]["key"]
+
+
+def deliver(lambda_handler: Any, bucket: str, key: str) -> dict[str, Any]:
+    """The S3 notification of the upload (events/s3-post-job.json naming it) through the Lambda entry point."""
+    event = read_event("s3-post-job.json", **{"pointrend-uploads-example": bucket, EXAMPLE_KEY: quote_plus(key, "/")})
+    return lambda_handler(event, FakeLambdaContext())
+
+
+def status(client: Any, job: dict[str, Any]) -> dict[str, Any]:
+    response = client.get(job["status_url"])
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def policy(job: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(job["upload"]["fields"]["policy"]))
+
+
+def test_the_whole_flow_ends_done_with_the_result_and_the_overlay(
+    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = create(client, filename="My Holiday/été 2024.JPG", confidence=0, overlay=True, masks="rle")
+    assert len(job["job_id"]) == 32 and int(job["job_id"], 16) >= 0 and job["job_id"] == job["job_id"].lower()
+    assert job["status"] == "waiting_for_upload" and job["status_url"] == f"/jobs/{job['job_id']}"
+    assert key_of(job) == f"uploads/jobs/{job['job_id']}/t_2024.JPG"
+    assert job["upload"]["fields"]["Content-Type"] == "image/jpeg"
+    assert status(client, job) == {"job_id": job["job_id"], "status": "waiting_for_upload"}
+
+    assert upload(job, PHOTO.read_bytes()).status_code == 204
+    head = s3.head_object(Bucket=jobs_bucket, Key=key_of(job))
+    assert head["Metadata"] == {"masks": "rle", "confidence": "0.0", "overlay": "true"}
+    assert status(client, job)["status"] == "processing"  # uploaded, the event not yet delivered
+
+    (processed,) = deliver(lambda_handler, jobs_bucket, key_of(job))["objects"]
+    assert processed["outcome"] == "segmented"
+    done = status(client, job)
+    assert done["status"] == "done"
+    result = done["result"]
+    width, height = Image.open(PHOTO).size
+    assert result["mask_shape"] == [height, width, len(result["class_names"])]
+    assert result["class_names"], "at confidence 0 the test model finds objects"
+    assert len(result["masks"]) == len(result["class_names"])
+    assert result["source"]["key"] == key_of(job)
+    overlay = httpx.get(done["overlay_url"], timeout=30)
+    assert overlay.status_code == 200 and Image.open(io.BytesIO(overlay.content)).size == (width, height)
+    logs = " ".join(str(vars(record)) for record in caplog.records if record.name == "pointrend")
+    assert f"jobs/{job['job_id'][:8]}…" in logs and job["job_id"] not in logs  # ids are logged cut short
+
+
+def test_a_job_without_overlay_gets_no_overlay_url_and_its_masks_format(
+    client: Any, jobs_bucket: str, lambda_handler: Any
+) -> None:
+    job = create(client, confidence=0, masks="polygons")
+    upload(job, PHOTO.read_bytes())
+    deliver(lambda_handler, jobs_bucket, key_of(job))
+    done = status(client, job)
+    assert done["status"] == "done" and "overlay_url" not in done
+    assert "polygons" in done["result"] and "masks" not in done["result"]
+
+
+def test_a_bad_upload_ends_failed_with_the_error_record(client: Any, jobs_bucket: str, lambda_handler: Any) -> None:
+    job = create(client, filename="notes.jpg")
+    upload(job, b"shopping list, not a photo")
+    (processed,) = deliver(lambda_handler, jobs_bucket, key_of(job))["objects"]
+    assert processed["outcome"] == "error_record"
+    failed = status(client, job)
+    assert failed["status"] == "failed" and failed["error"]["code"] == "not_an_image"
+    assert "not an image" in failed["error"]["message"]
+
+
+def test_a_second_upload_replaces_the_first_and_only_its_outcome_counts(
+    client: Any, jobs_bucket: str, lambda_handler: Any
+) -> None:
+    job = create(client, confidence=0)
+    upload(job, b"not a photo")
+    deliver(lambda_handler, jobs_bucket, key_of(job))
+    assert status(client, job)["status"] == "failed"
+    upload(job, PHOTO.read_bytes())
+    assert status(client, job)["status"] == "processing"  # the error record is the first upload's
+    deliver(lambda_handler, jobs_bucket, key_of(job))
+    assert status(client, job)["status"] == "done"
+
+
+def test_the_policy_pins_key_type_size_options_and_expiry(client: Any, jobs_bucket: str, settings: Any) -> None:
+    before = time.time()
+    job = create(client, filename="IMG_0001.HEIC", confidence=0.25, classes="person,dog", overlay=False)
+    conditions = policy(job)["conditions"]
+    key = key_of(job)
+    assert key.endswith("/IMG_0001.HEIC") and job["upload"]["fields"]["Content-Type"] == "image/heic"
+    assert {"bucket": jobs_bucket} in conditions and {"key": key} in conditions
+    assert ["starts-with", "$Content-Type", "image/"] in conditions
+    assert ["content-length-range", 1, settings.max_image_bytes] in conditions
+    assert job["max_bytes"] == settings.max_image_bytes
+    for name, value in {"confidence": "0.25", "classes": "person,dog", "masks": "rle", "overlay": "false"}.items():
+        assert {f"x-amz-meta-{name}": value} in conditions
+        assert job["upload"]["fields"][f"x-amz-meta-{name}"] == value
+    expiration = time.mktime(time.strptime(policy(job)["expiration"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert job["expires_in"] == settings.upload_expiry_s == 900
+    assert before + 900 - 5 <= expiration <= time.time() + 900 + 5
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"confidence": 2}, "confidence"),
+        ({"masks": "bitmap"}, "masks"),
+        ({"classes": "person,unicorn"}, "unicorn"),
+        ({"content_type": "text/plain"}, "content_type"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_job_options_are_refused_before_any_upload(
+    client: Any, jobs_bucket: str, s3: Any, body: dict[str, Any], expected: str
+) -> None:
+    response = client.post("/jobs", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request" and expected in response.json()["error"]["message"]
+    assert s3.list_objects_v2(Bucket=jobs_bucket)["KeyCount"] == 0
+
+
+def test_malformed_and_unknown_ids_are_404(client: Any, jobs_bucket: str) -> None:
+    for job_id in ("nope", "5D41402ABC4B2A76B9719D911017C592", "5d41402abc4b2a76b9719d911017c59", "../../x"):
+        response = client.get(f"/jobs/{job_id}")
+        assert response.status_code == 404, job_id
+        assert response.json()["error"]["code"] in ("job_not_found", "not_found")
+    unknown = client.get("/jobs/5d41402abc4b2a76b9719d911017c592")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "job_not_found"
+
+
+def test_an_expired_upload_form_reads_as_failed(
+    client: Any, jobs_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = create(client)
+    later = time.time() + 901
+    monkeypatch.setattr("handler.api.jobs.time.time", lambda: later)
+    expired = status(client, job)
+    assert expired["status"] == "failed" and expired["error"]["code"] == "upload_expired"
+
+
+def test_a_deleted_result_reads_as_processing_and_nothing_else_is_lost(
+    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any
+) -> None:
+    job = create(client, confidence=0)
+    upload(job, PHOTO.read_bytes())
+    deliver(lambda_handler, jobs_bucket, key_of(job))
+    assert key_of(job) == f"uploads/jobs/{job['job_id']}/image"  # no filename given
+    s3.delete_object(Bucket=jobs_bucket, Key=f"results/jobs/{job['job_id']}/image.json")
+    assert status(client, job)["status"] == "processing"
+    assert s3.head_object(Bucket=jobs_bucket, Key=key_of(job))["ContentLength"] == PHOTO.stat().st_size
+
+
+def test_without_a_jobs_bucket_jobs_answer_503(client: Any) -> None:
+    for response in (client.post("/jobs", json={}), client.get("/jobs/5d41402abc4b2a76b9719d911017c592")):
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert error["code"] == "jobs_unavailable" and "SEG_JOBS_BUCKET" in error["message"]
+    assert client.get("/healthz").json()["defaults"]["jobs"] is False
