@@ -172,9 +172,7 @@ def test_malformed_and_unknown_ids_are_404(client: Any, jobs_bucket: str) -> Non
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "job_not_found"
 
 
-def test_an_expired_upload_form_reads_as_failed(
-    client: Any, jobs_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_expired_upload_form_reads_as_failed(client: Any, jobs_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     job = create(client)
     later = time.time() + 901
     monkeypatch.setattr("handler.api.jobs.time.time", lambda: later)
