@@ -1,4 +1,5 @@
-"""The command line, ``python -m handler``: serve | segment | invoke | fetch-model | backfill | make-test-model.
+"""The command line, ``python -m handler``: serve | segment | submit | invoke | fetch-model | backfill |
+make-test-model.
 
 Each command imports what it needs when it runs, so ``--help`` stays fast. May import every part.
 """
@@ -38,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="detection speed (default: SEG_DETECTION_SPEED)",
     )
+
+    submit = commands.add_parser(
+        "submit",
+        help="send image files of any size to a deployed API through the jobs flow (POST /jobs, upload to S3, poll)",
+    )
+    submit.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    submit.add_argument("--api", required=True, help="the API's base URL, e.g. the stack's ApiUrl output")
+    submit.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    submit.add_argument("--overlay", action="store_true", help="also write <name>.png, the overlay")
+    submit.add_argument("--masks", choices=("rle", "polygons", "none"), default="rle")
+    submit.add_argument("--confidence", type=float, default=None, help="0..1 (default: the server's)")
+    submit.add_argument("--classes", default=None, help="comma-separated COCO names, e.g. person,car")
+    submit.add_argument("--timeout", type=float, default=900, help="seconds to wait for each job (default: 900)")
 
     invoke = commands.add_parser(
         "invoke", help="run the image's ENTRYPOINT+CMD under the Lambda Runtime Interface Emulator with an event"
@@ -117,6 +131,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 0 if not report.failed else 1
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from handler.cli.submit import submit_files
+
+    options = {"masks": args.masks, "confidence": args.confidence, "classes": args.classes, "overlay": args.overlay}
+    chosen = {name: value for name, value in options.items() if value is not None}
+    report = submit_files(args.api, args.images, args.out, chosen, timeout_s=args.timeout)
+    print(report.summary())
+    return 0 if not report.failed else 1
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     from infra.invoke_cli import invoke_cli
 
@@ -177,6 +201,7 @@ def cmd_make_test_model(args: argparse.Namespace) -> int:
 COMMANDS = {
     "serve": cmd_serve,
     "segment": cmd_segment,
+    "submit": cmd_submit,
     "invoke": cmd_invoke,
     "fetch-model": cmd_fetch_model,
     "backfill": cmd_backfill,

@@ -1,0 +1,159 @@
+"""``python -m handler submit``: the client of the jobs flow, for images too large for one request.
+
+Per file: ``POST /jobs``, the file POSTed straight to S3 with the returned form fields (a progress bar),
+``GET /jobs/{job_id}`` with backoff until done or failed, then ``<name>.json`` (and ``<name>.png`` with
+``--overlay``) in the output folder. Failures are collected with their code and message, never fatal.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+FIRST_POLL_S = 1.0
+MAX_POLL_S = 15.0
+BACKOFF = 1.5
+REQUEST_TIMEOUT = httpx.Timeout(30.0, write=300.0)  # an upload of tens of MB on a slow line
+
+
+class JobFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class SubmitReport:
+    written: list[Path] = field(default_factory=list)
+    succeeded: int = 0
+    objects: int = 0
+    failed: dict[Path, JobFailed] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"{self.succeeded} done ({self.objects} objects), {len(self.failed)} failed"]
+        lines += [f"  FAILED {path}: {error.code}: {error.message}" for path, error in self.failed.items()]
+        return "\n".join(lines)
+
+
+class _ProgressFile(io.BufferedReader):
+    """The file, advancing a progress bar as httpx reads it into the request body."""
+
+    def __init__(self, path: Path, bar: tqdm) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.bar = bar
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.bar.update(len(chunk))
+        return chunk
+
+
+def _api_error(response: httpx.Response) -> JobFailed:
+    """The service's ``{"error": {"code", "message"}}``, or what a proxy in front of it said."""
+    try:
+        error = response.json()["error"]
+        return JobFailed(str(error["code"]), str(error["message"]))
+    except (ValueError, KeyError, TypeError):
+        return JobFailed(f"http_{response.status_code}", response.text[:200] or response.reason_phrase)
+
+
+def _s3_error(response: httpx.Response) -> JobFailed:
+    """S3's XML error (``EntityTooLarge``, ``AccessDenied`` for an expired or violated policy, ...)."""
+    code, message = (re.search(f"<{tag}>([^<]*)</{tag}>", response.text) for tag in ("Code", "Message"))
+    if code is None:
+        return JobFailed(f"s3_{response.status_code}", response.text[:200])
+    return JobFailed(f"s3_{html.unescape(code[1])}", html.unescape(message[1]) if message else "")
+
+
+class JobsClient:
+    def __init__(self, api: str, client: httpx.Client, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.api = api.rstrip("/")
+        self.client = client
+        self.sleep = sleep
+
+    def create(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        path.stat()  # a missing file fails here, before a job is made for it
+        response = self.client.post(f"{self.api}/jobs", json={"filename": path.name, **options})
+        if response.status_code != 201:
+            raise _api_error(response)
+        return response.json()
+
+    def upload(self, job: dict[str, Any], path: Path) -> None:
+        size = path.stat().st_size
+        if size > job["max_bytes"]:  # S3 would refuse it after the whole upload
+            raise JobFailed("image_too_large", f"the file is {size} bytes; the limit is {job['max_bytes']} bytes")
+        upload = job["upload"]
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}", leave=False)
+        with bar, _ProgressFile(path, bar) as body:
+            response = self.client.post(upload["url"], data=upload["fields"], files={"file": (path.name, body)})
+        if response.status_code >= 300:
+            raise _s3_error(response)
+
+    def wait(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """The job once done (or ``JobFailed``), polled every 1 s, then 1.5 times longer each time up to 15 s."""
+        deadline = time.monotonic() + timeout_s
+        delay = FIRST_POLL_S
+        while True:
+            response = self.client.get(f"{self.api}{job['status_url']}")
+            if response.status_code != 200:
+                raise _api_error(response)
+            state = response.json()
+            if state["status"] == "done":
+                return state
+            if state["status"] == "failed":
+                raise JobFailed(state["error"]["code"], state["error"]["message"])
+            if time.monotonic() + delay > deadline:
+                raise JobFailed("timeout", f"still {state['status']} after {timeout_s:.0f} s")
+            self.sleep(delay)
+            delay = min(delay * BACKOFF, MAX_POLL_S)
+
+    def save(self, state: dict[str, Any], path: Path, out_dir: Path) -> list[Path]:
+        written = [out_dir / f"{path.stem}.json"]
+        written[0].write_text(json.dumps(state["result"]))
+        if state.get("overlay_url"):
+            response = self.client.get(state["overlay_url"])
+            if response.status_code != 200:
+                raise _s3_error(response)
+            written.append(out_dir / f"{path.stem}.png")
+            written[1].write_bytes(response.content)
+        return written
+
+
+def submit_files(
+    api: str,
+    paths: Sequence[Path],
+    out_dir: Path,
+    options: dict[str, Any],
+    timeout_s: float = 900.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SubmitReport:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = SubmitReport()
+    with httpx.Client(timeout=REQUEST_TIMEOUT) as http:
+        jobs = JobsClient(api, http, sleep)
+        for path in tqdm(paths, unit="image", desc="submit"):
+            try:
+                job = jobs.create(path, options)
+                jobs.upload(job, path)
+                state = jobs.wait(job, timeout_s)
+                report.written += jobs.save(state, path, out_dir)
+            except JobFailed as exc:
+                report.failed[path] = exc
+                continue
+            except (OSError, httpx.HTTPError) as exc:
+                report.failed[path] = JobFailed(type(exc).__name__, str(exc) or "the request failed")
+                continue
+            report.succeeded += 1
+            report.objects += len(state["result"]["class_names"])
+    return report
