@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from handler import storage
+from handler.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -15,6 +19,22 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+@lru_cache(maxsize=8)
+def page_csp(jobs_origin: str | None) -> str:
+    """With jobs, the page also uploads to the jobs bucket's origin and shows the overlay from it."""
+    if not jobs_origin:
+        return PAGE_CSP
+    return PAGE_CSP.replace("img-src 'self' blob:", f"img-src 'self' blob: {jobs_origin}").replace(
+        "connect-src 'self'", f"connect-src 'self' {jobs_origin}"
+    )
+
+
+def jobs_origin(settings: Settings) -> str | None:
+    return storage.bucket_origin(settings.jobs_bucket) if settings.jobs_bucket else None
+
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -41,7 +61,9 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         extra = dict(SECURITY_HEADERS)
-        if scope["path"] not in CSP_EXEMPT_PATHS:
+        if scope["path"] == "/":  # the one HTML page that connects anywhere
+            extra["Content-Security-Policy"] = page_csp(jobs_origin(get_settings()))
+        elif scope["path"] not in CSP_EXEMPT_PATHS:
             extra["Content-Security-Policy"] = PAGE_CSP
 
         async def send_with_headers(message: Message) -> None:

@@ -1,8 +1,11 @@
-"""The upload page in headless Chromium (Debian's, driven by Playwright) against `python -m handler serve`."""
+"""The upload page in headless Chromium (Debian's, driven by Playwright) against `python -m handler serve`:
+small files in one JSON request, a file over 6 MB through the jobs flow against moto server."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -11,11 +14,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
+import numpy as np
 import pytest
-from conftest import IMAGES, REPO
+from conftest import IMAGES, REPO, FakeLambdaContext, read_event
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from handler import storage
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +38,9 @@ CHROMIUM_ARGS = [
 PHOTO = IMAGES / "astronaut.jpg"
 SERVER_START_S = 180
 RESULT_TIMEOUT_MS = 120_000
-POSTS: dict[Page, list[str]] = {}  # the URLs each page POSTed to
+POSTS: dict[Page, list[tuple[str, str]]] = {}  # (URL, Content-Type) of each POST a page made
+JOBS_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+UPLOAD_WAIT_S = 120
 
 
 def free_port() -> int:
@@ -39,12 +49,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m handler serve`` on a free loopback port, confidence 0 so the random model shows objects."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
-    env = {**os.environ, "SEG_MODEL_PATH": str(test_model_path), "SEG_CONFIDENCE": "0", "SEG_DETECTION_SPEED": "rapid"}
+@contextlib.contextmanager
+def serve(test_model_path: Path, log_path: Path, port: int, **settings: str) -> Iterator[str]:
+    """``python -m handler serve`` on a loopback ``port``, confidence 0 so the random model shows objects."""
+    env = {
+        **os.environ,
+        "SEG_MODEL_PATH": str(test_model_path),
+        "SEG_CONFIDENCE": "0",
+        "SEG_DETECTION_SPEED": "rapid",
+        **settings,
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "handler", "serve", "--port", str(port)],
@@ -80,6 +94,30 @@ def server(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="module")
+def server(test_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(test_model_path, tmp_path_factory.mktemp("server") / "serve.log", free_port()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def jobs_server(
+    test_model_path: Path, tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str
+) -> Iterator[tuple[str, str]]:
+    """The server with jobs in a moto bucket whose CORS rule lets the page's origin POST to it."""
+    bucket = "pointrend-page-jobs"
+    port = free_port()
+    s3 = storage.s3_client()
+    s3.create_bucket(Bucket=bucket)
+    origin = f"http://127.0.0.1:{port}"
+    rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    log_path = tmp_path_factory.mktemp("jobs-server") / "serve.log"
+    settings = {"SEG_JOBS_BUCKET": bucket, "SEG_MAX_IMAGE_BYTES": str(JOBS_MAX_IMAGE_BYTES)}
+    with serve(test_model_path, log_path, port, **settings) as url:
+        yield url, bucket
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`, or apt-get install chromium)")
@@ -96,7 +134,10 @@ def open_page(browser: Browser, server: str, width: int, height: int) -> tuple[P
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on(
-        "request", lambda request: POSTS.setdefault(page, []).append(request.url) if request.method == "POST" else None
+        "request",
+        lambda request: POSTS.setdefault(page, []).append((request.url, request.headers.get("content-type", "")))
+        if request.method == "POST"
+        else None,
     )
     page.goto(server)
     expect(page.locator("#confidence-value")).to_have_text("0%")  # from /healthz: SEG_CONFIDENCE=0
@@ -117,8 +158,9 @@ def api_result(server: str) -> dict[str, Any]:
 
 def assert_page_shows(page: Page, result: dict[str, Any]) -> None:
     expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
-    (posted,) = POSTS[page]  # one model run per click: the overlay comes inside the JSON
+    ((posted, content_type),) = POSTS[page]  # one model run per click: the overlay comes inside the JSON
     assert "/segment?" in posted and "overlay=true" in posted and "masks=none" in posted
+    assert content_type == "application/json"  # {"image_base64"}: what `sam local start-api` passes through
     expect(page.locator("#error")).to_be_hidden()
     overlay_size = page.eval_on_selector("#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert overlay_size == [True, result["image"]["width"], result["image"]["height"]]
@@ -178,3 +220,71 @@ def test_phone_width_with_a_dropped_file(browser: Browser, server: str, tmp_path
     assert button is not None and button["x"] >= 0 and button["x"] + button["width"] <= 390
     page.screenshot(path=tmp_path / "phone.png", full_page=True)
     assert problems == []
+
+
+def noise_png(path: Path, width: int, height: int) -> Path:
+    """Random pixels do not compress: 3 bytes a pixel, so a PNG of a chosen size."""
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, compress_level=1)
+    return path
+
+
+def wait_for_upload(s3: Any, bucket: str) -> str:
+    deadline = time.monotonic() + UPLOAD_WAIT_S
+    while time.monotonic() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="uploads/jobs/").get("Contents", [])
+        if listed:
+            return listed[0]["Key"]
+        time.sleep(0.2)
+    pytest.fail(f"nothing was uploaded to s3://{bucket}/uploads/jobs/ in {UPLOAD_WAIT_S} s")
+
+
+def test_a_file_over_6_mb_goes_through_the_jobs_flow(
+    browser: Browser,
+    jobs_server: tuple[str, str],
+    lambda_handler: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    url, bucket = jobs_server
+    big = noise_png(tmp_path / "big.png", 1600, 1400)
+    assert big.stat().st_size > 6 * 1024 * 1024
+    csp = httpx.get(url).headers["content-security-policy"]
+    moto_origin = storage.bucket_origin(bucket)
+    assert f"connect-src 'self' {moto_origin};" in csp and f"img-src 'self' blob: {moto_origin};" in csp
+    page, problems = open_page(browser, url, 1280, 900)
+    page.evaluate(
+        """() => {
+            window.progressSeen = [];
+            const bar = document.getElementById("progress");
+            new MutationObserver(() => window.progressSeen.push([bar.hidden, Number(bar.value)]))
+                .observe(bar, { attributes: true });
+        }"""
+    )
+    page.set_input_files("#file", big)
+    page.click("#submit")
+
+    s3 = storage.s3_client()
+    key = wait_for_upload(s3, bucket)
+    expect(page.locator("#status")).to_contain_text("Segmenting")  # polling: uploaded, not yet processed
+    # The S3 trigger, in this process: its settings take images as large as the server's uploads.
+    larger = settings.model_copy(update={"max_image_bytes": JOBS_MAX_IMAGE_BYTES})
+    monkeypatch.setattr("handler.s3.events.get_settings", lambda: larger)
+    event = read_event("s3-post-job.json", **{"pointrend-uploads-example": bucket})
+    event["Records"][0]["s3"]["object"]["key"] = quote_plus(key, safe="/")
+    (processed,) = lambda_handler(event, FakeLambdaContext())["objects"]
+    assert processed["outcome"] == "segmented", processed
+
+    expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator("#error")).to_be_hidden()
+    result = json.loads(s3.get_object(Bucket=bucket, Key=processed["outputs"][0])["Body"].read())
+    expect(page.locator("#objects tbody tr")).to_have_count(len(result["class_names"]))
+    overlay = page.eval_on_selector("#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
+    assert overlay == [True, 1600, 1400]
+    posted = [address for address, _ in POSTS[page]]
+    assert posted[0] == f"{url}/jobs" and posted[1].startswith(moto_origin) and len(posted) == 2
+    progress = page.evaluate("window.progressSeen")
+    assert [False, 1.0] in progress and any(0 < value < 1 for _, value in progress), progress
+    assert progress[-1][0] is True  # hidden again once the upload is done
+    assert problems == []  # CSP violations and CORS failures would be console errors

@@ -290,10 +290,13 @@ def test_no_request_parameter_names_a_model_or_a_path(client: TestClient) -> Non
         for operation in item.values()
         for param in operation.get("parameters", [])
     }
-    assert parameters == {"masks", "confidence", "classes", "format", "overlay"}
+    assert parameters == {"masks", "confidence", "classes", "format", "overlay", "job_id"}
     json_body = spec["paths"]["/segment"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     fields = set(json_body["properties"])
     assert fields == {"image_base64", "s3_uri"}  # and s3_uri reads only allowed buckets (above)
+    job_body = spec["components"]["schemas"]["JobRequest"]["properties"]
+    # filename only names the upload's S3 key, cut to [A-Za-z0-9._-] under jobs/<job_id>/ (tests/api/test_jobs.py)
+    assert set(job_body) == {"masks", "confidence", "classes", "overlay", "filename", "content_type"}
 
 
 # --- responses carry no stack traces -----------------------------------------------------------------

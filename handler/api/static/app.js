@@ -1,8 +1,15 @@
-"use strict";
+// The upload page: one image in, the overlay and the objects table out. A file that fits one request goes
+// as JSON {"image_base64"} to POST segment?overlay=true (JSON, not multipart: `sam local start-api` turns
+// binary bodies into 502s); a larger one, or HEIC/HEIF, goes through the jobs flow (jobs.js) when the
+// server has it.
+import { createJob, upload, waitForJob } from "./jobs.js";
 
-// The upload page: one image in, one POST /segment (JSON with the overlay PNG inside), the overlay and the
-// objects table out. Same-origin calls only.
 const $ = (id) => document.getElementById(id);
+
+// Lambda's synchronous payload limit: the JSON body (4/3 of the file, base64) and the event around it.
+const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
+const EVENT_OVERHEAD_BYTES = 16 * 1024;
+const HEIF = /\.(heic|heif)$/i;
 
 const form = $("form");
 const fileInput = $("file");
@@ -13,6 +20,7 @@ const submit = $("submit");
 
 let chosen = null;
 const objectUrls = { preview: null, overlay: null };
+const server = { maxImageBytes: null, jobs: false };
 
 function showUrl(img, slot, blob) {
   if (objectUrls[slot]) URL.revokeObjectURL(objectUrls[slot]);
@@ -28,6 +36,14 @@ function showConfidence() {
 function setStatus(text) {
   $("status").textContent = text;
 }
+
+function setProgress(fraction) {
+  const bar = $("progress");
+  bar.hidden = fraction === null;
+  if (fraction !== null) bar.value = fraction;
+}
+
+const megabytes = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 function showError(message) {
   const box = $("error");
@@ -55,12 +71,60 @@ async function errorMessage(response) {
   return `the server answered ${response.status} ${response.statusText}`.trim();
 }
 
-async function post(query) {
-  const data = new FormData();
-  data.append("image", chosen);
-  const response = await fetch(`segment?${new URLSearchParams(query)}`, { method: "POST", body: data });
+// The largest file one request carries: the server's limit, and base64 inside Lambda's payload.
+function oneRequestLimit() {
+  const base64Fits = Math.floor(((LAMBDA_PAYLOAD_BYTES - EVENT_OVERHEAD_BYTES) * 3) / 4);
+  return Math.min(server.maxImageBytes ?? base64Fits, base64Fits);
+}
+
+function base64Of(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(new Error("the file cannot be read"));
+    reader.readAsDataURL(file);
+  });
+}
+
+async function segmentInOneRequest(query) {
+  const body = JSON.stringify({ image_base64: await base64Of(chosen) });
+  const response = await fetch(`segment?${new URLSearchParams(query)}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body,
+  });
   if (!response.ok) throw new Error(await errorMessage(response));
-  return response;
+  const result = await response.json();
+  return { result, overlay: pngBlob(result.overlay_png_base64) };
+}
+
+async function segmentAsJob(options) {
+  if (server.maxImageBytes !== null && chosen.size > server.maxImageBytes) {
+    throw new Error(`the file is ${megabytes(chosen.size)}; the limit is ${megabytes(server.maxImageBytes)}`);
+  }
+  const job = await createJob(chosen, options);
+  setStatus(`Uploading ${megabytes(chosen.size)}…`);
+  setProgress(0);
+  await upload(job, chosen, setProgress);
+  setProgress(null);
+  setStatus("Uploaded; waiting for the segmentation…");
+  const state = await waitForJob(job, (status) =>
+    setStatus(status === "processing" ? "Segmenting…" : "Waiting for the upload to arrive…"),
+  );
+  return { result: state.result, overlay: state.overlay_url };
+}
+
+function route(file) {
+  const large = file.size > oneRequestLimit();
+  if (!large && !HEIF.test(file.name)) return "request";
+  if (server.jobs) return "job";
+  if (large) {
+    throw new Error(
+      `the file is ${megabytes(file.size)}; this server takes up to ${megabytes(oneRequestLimit())} in one ` +
+        "request and has no jobs bucket for larger files (SEG_JOBS_BUCKET)",
+    );
+  }
+  return "request"; // HEIC without jobs: the server says whether it can read it
 }
 
 function cell(row, text) {
@@ -75,8 +139,13 @@ function pngBlob(base64) {
   return new Blob([bytes], { type: "image/png" });
 }
 
-function showResult(result) {
-  showUrl($("overlay"), "overlay", pngBlob(result.overlay_png_base64));
+// The overlay: a PNG blob (one request), or the job's short-lived S3 URL.
+function showResult(result, overlay) {
+  if (overlay instanceof Blob) {
+    showUrl($("overlay"), "overlay", overlay);
+  } else {
+    $("overlay").src = overlay;
+  }
   const count = result.class_names.length;
   const total = result.timings_ms.total;
   $("summary").textContent =
@@ -113,12 +182,16 @@ async function segment(event) {
   setStatus("Segmenting…");
   const confidence = slider.value;
   try {
-    const response = await post({ masks: "none", overlay: "true", confidence });
-    showResult(await response.json());
+    const { result, overlay } =
+      route(chosen) === "job"
+        ? await segmentAsJob({ masks: "none", overlay: true, confidence: Number(confidence) })
+        : await segmentInOneRequest({ masks: "none", overlay: "true", confidence });
+    showResult(result, overlay);
     setStatus("");
   } catch (error) {
     $("result").hidden = true;
     setStatus("");
+    setProgress(null);
     showError(error instanceof TypeError ? "the server could not be reached" : error.message);
   } finally {
     submit.disabled = false;
@@ -129,7 +202,12 @@ async function segment(event) {
 async function loadDefaults() {
   try {
     const response = await fetch("healthz");
-    if (response.ok) slider.value = String((await response.json()).defaults.confidence);
+    if (response.ok) {
+      const { defaults } = await response.json();
+      slider.value = String(defaults.confidence);
+      server.maxImageBytes = defaults.max_image_bytes;
+      server.jobs = Boolean(defaults.jobs);
+    }
   } catch (_) {
     // keep the slider's own default
   }
