@@ -413,7 +413,11 @@ def test_page_has_security_headers_and_no_inline_or_external_code(client: TestCl
     assert html.count("<script") == html.count('<script src="static/') == 1
     assert re.search(r"\son[a-z]+\s*=", html) is None  # no inline event handlers
     assert "<style" not in html and "style=" not in html
-    for asset, kind in (("static/app.js", "javascript"), ("static/style.css", "text/css")):
+    for asset, kind in (
+        ("static/app.js", "javascript"),
+        ("static/jobs.js", "javascript"),
+        ("static/style.css", "text/css"),
+    ):
         response = client.get(f"/{asset}")
         assert response.status_code == 200 and kind in response.headers["content-type"]
         assert response.headers["x-content-type-options"] == "nosniff"
