@@ -41,6 +41,22 @@ def s3_client() -> Any:
     return boto3.client("s3", config=CLIENT_CONFIG)
 
 
+def signing_client() -> Any:
+    """The client presigned URLs come from: SigV4 (boto3 presigns GETs with SigV2 by default, which newer
+    regions refuse) and, on AWS, the bucket's regional virtual-host name ``https://BUCKET.s3.REGION.amazonaws.com``
+    rather than the global one, which S3 may redirect for a new bucket outside us-east-1, and a browser's
+    upload does not survive that redirect. Elsewhere (moto server) the endpoint is kept as it is."""
+    return _signing_client(s3_client().meta.endpoint_url, s3_client().meta.region_name)
+
+
+@lru_cache(maxsize=4)
+def _signing_client(endpoint_url: str, region: str | None) -> Any:
+    on_aws = (urlsplit(endpoint_url).hostname or "").endswith((".amazonaws.com", ".amazonaws.com.cn"))
+    style = {"addressing_style": "virtual"} if on_aws else {}
+    config = CLIENT_CONFIG.merge(Config(signature_version="s3v4", s3=style))
+    return boto3.client("s3", config=config, region_name=region, endpoint_url=None if on_aws else endpoint_url)
+
+
 @dataclass(frozen=True)
 class S3Location:
     bucket: str
@@ -100,9 +116,11 @@ def head(bucket: str, key: str) -> StoredObject:
 
 
 def head_if_present(bucket: str, key: str) -> StoredObject | None:
+    """None when the key holds nothing. A role without s3:ListBucket (the HTTP function has none: it could
+    list every job) gets 403 for a missing key, so 403 counts as absent here too."""
     try:
         return head(bucket, key)
-    except NotFound:
+    except (NotFound, Forbidden):
         return None
 
 
@@ -139,17 +157,19 @@ def presigned_post(
     prefixes). boto3 adds the bucket and key conditions itself.
     """
     pinned = [{name: value} for name, value in fields.items()]
-    return s3_client().generate_presigned_post(
+    return signing_client().generate_presigned_post(
         Bucket=bucket, Key=key, Fields=fields, Conditions=[*pinned, *conditions], ExpiresIn=expires_in
     )
 
 
 def presigned_get(bucket: str, key: str, expires_in: int) -> str:
-    return s3_client().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in)
+    return signing_client().generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+    )
 
 
 def bucket_origin(bucket: str) -> str:
     """The origin (scheme://host[:port]) that browsers upload to for ``bucket``, as boto3 addresses it."""
-    url = s3_client().generate_presigned_url("head_bucket", Params={"Bucket": bucket}, ExpiresIn=60)
+    url = signing_client().generate_presigned_url("head_bucket", Params={"Bucket": bucket}, ExpiresIn=60)
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"

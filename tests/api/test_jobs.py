@@ -16,6 +16,7 @@ import pytest
 from conftest import IMAGES, FakeLambdaContext, read_event
 from PIL import Image
 
+from handler import storage
 from handler.api import app
 from handler.settings import get_settings
 
@@ -198,3 +199,25 @@ def test_without_a_jobs_bucket_jobs_answer_503(client: Any) -> None:
         error = response.json()["error"]
         assert error["code"] == "jobs_unavailable" and "SEG_JOBS_BUCKET" in error["message"]
     assert client.get("/healthz").json()["defaults"]["jobs"] is False
+
+
+def test_on_aws_presigned_urls_are_sigv4_on_the_buckets_regional_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The global name may redirect a new bucket outside us-east-1 (a browser upload does not survive it), and
+    SigV2, boto3's default for presigned GETs, is refused by newer regions."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, "eu-central-1")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    storage.s3_client.cache_clear()
+    try:
+        assert storage.bucket_origin("photos") == "https://photos.s3.eu-central-1.amazonaws.com"
+        post = storage.presigned_post("photos", "uploads/jobs/x/a.jpg", {}, [], 900)
+        assert post["url"] == "https://photos.s3.eu-central-1.amazonaws.com/"
+        assert post["fields"]["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+        url = storage.presigned_get("photos", "results/jobs/x/a.jpg.png", 600)
+        assert url.startswith("https://photos.s3.eu-central-1.amazonaws.com/results/jobs/x/a.jpg.png?")
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "X-Amz-Expires=600" in url
+    finally:
+        storage.s3_client.cache_clear()
