@@ -289,9 +289,13 @@ def test_s3_event_on_the_template_bucket_with_prefix_filter(worker):
 def test_least_privilege_policies_without_circular_dependency(template, function, worker):
     bucket_name = template["Resources"]["InputBucket"]["Properties"]["BucketName"]["Fn::Sub"]
     arn = "arn:${AWS::Partition}:s3:::" + bucket_name
-    # The HTTP function reads what an s3_uri may name, and nothing else.
-    assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements(function)] == [
-        ("Allow", "s3:GetObject", {"Fn::Sub": arn + "/${InputPrefix}*"})
+    # The HTTP function reads what an s3_uri may name; for jobs it signs uploads under InputPrefix/jobs/
+    # only, writes each job's record and reads the jobs' results; it may list nothing (ids are capabilities).
+    assert [(s["Effect"], s["Sid"], s["Action"], s["Resource"]) for s in statements(function)] == [
+        ("Allow", "ReadInputPrefix", "s3:GetObject", {"Fn::Sub": arn + "/${InputPrefix}*"}),
+        ("Allow", "SignJobUploads", "s3:PutObject", {"Fn::Sub": arn + "/${InputPrefix}jobs/*"}),
+        ("Allow", "WriteJobRecords", "s3:PutObject", {"Fn::Sub": arn + "/${OutputPrefix}jobs/*/job.record"}),
+        ("Allow", "ReadJobResults", "s3:GetObject", {"Fn::Sub": arn + "/${OutputPrefix}jobs/*"}),
     ]
     assert "EventInvokeConfig" not in function, "the HTTP function has no failure queue"
     assert all(s["Effect"] == "Allow" for s in statements(worker))
@@ -349,6 +353,29 @@ def test_bucket_is_private_encrypted_and_tls_only(template):
     assert deny["Action"] == "s3:*" and deny["Principal"] == "*"
     assert {"Fn::GetAtt": ["InputBucket", "Arn"]} in deny["Resource"]
     assert {"Fn::Sub": "${InputBucket.Arn}/*"} in deny["Resource"]
+
+
+def test_jobs_bucket_cors_retention_and_settings(template, function, worker):
+    bucket = template["Resources"]["InputBucket"]["Properties"]
+    (cors,) = bucket["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"], "browsers only POST job uploads"
+    api_origin = {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    condition, with_extra, api_only = cors["AllowedOrigins"]["Fn::If"]
+    assert condition == "HasUploadAllowedOrigins" and api_only == [api_origin]
+    assert with_extra["Fn::Split"][1]["Fn::Sub"][1] == {"Extra": {"Ref": "UploadAllowedOrigins"}}
+    assert "*" not in str(cors["AllowedOrigins"])
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    for rule_id, prefix in (("ExpireJobUploads", "${InputPrefix}jobs/"), ("ExpireJobResults", "${OutputPrefix}jobs/")):
+        assert rules[rule_id]["Prefix"] == {"Fn::Sub": prefix}
+        assert rules[rule_id]["ExpirationInDays"] == {"Ref": "JobRetentionDays"}
+    assert template["Parameters"]["JobRetentionDays"]["Default"] == 7
+    environment = function["Environment"]["Variables"]
+    assert environment["SEG_JOBS_BUCKET"] == bucket["BucketName"]
+    max_bytes = template["Parameters"]["MaxImageBytes"]["Default"]
+    assert max_bytes >= 15 * 1024 * 1024, "a 15 MB phone photo fits a job"
+    for props in (function, worker):
+        assert props["Environment"]["Variables"]["SEG_MAX_IMAGE_BYTES"] == {"Ref": "MaxImageBytes"}
+    assert "SEG_JOBS_BUCKET" not in worker["Environment"]["Variables"], "the worker signs nothing"
 
 
 def test_failures_go_to_an_encrypted_queue(template, worker):
