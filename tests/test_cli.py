@@ -46,7 +46,7 @@ def test_help_lists_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "handler", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60, check=True
     )
-    for command in ("serve", "segment", "invoke", "fetch-model", "backfill", "make-test-model"):
+    for command in ("serve", "segment", "submit", "invoke", "fetch-model", "backfill", "make-test-model"):
         assert command in result.stdout
 
 
