@@ -185,9 +185,10 @@ def test_invoke_uses_the_template_environment(function):
     assert spec.timeout == 29 and spec.memory_size >= 2048
     worker = image_spec.function_spec(function_id=image_spec.WORKER_ID)
     assert worker.timeout == 600 and worker.memory_size >= 2048
-    shared = set(variables) - {"SEG_ALLOWED_BUCKETS"}  # the worker serves no s3_uri requests
+    # The worker serves no s3_uri requests and signs no job uploads.
+    shared = set(variables) - {"SEG_ALLOWED_BUCKETS", "SEG_JOBS_BUCKET"}
     assert {name: worker.environment[name] for name in shared} == {name: spec.environment[name] for name in shared}
-    assert "SEG_ALLOWED_BUCKETS" not in worker.environment
+    assert "SEG_ALLOWED_BUCKETS" not in worker.environment and "SEG_JOBS_BUCKET" not in worker.environment
     assert worker.environment["SEG_BACKFILL_BUCKET"] == "" and worker.environment["SEG_BACKFILL_PREFIX"] == ""
 
 

@@ -402,8 +402,10 @@ def test_s3_uri_buckets_are_exactly_what_the_function_may_read() -> None:
     assert allowed == [bucket]  # s3_uri may name only the stack's own bucket
     function = template["Resources"][image_spec.FUNCTION_ID]["Properties"]
     reads = [s for s in allow_statements(function["Policies"]) if s["Action"] == "s3:GetObject"]
+    # The input prefix (what an s3_uri may name), and the jobs' results (what only a job id names).
     assert [image_spec._resolve(s["Resource"], names) for s in reads] == [
-        f"arn:aws:s3:::{bucket}/{names['InputPrefix']}*"
+        f"arn:aws:s3:::{bucket}/{names['InputPrefix']}*",
+        f"arn:aws:s3:::{bucket}/{names['OutputPrefix']}jobs/*",
     ]
 
 
