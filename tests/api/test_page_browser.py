@@ -263,6 +263,9 @@ def test_a_file_over_6_mb_goes_through_the_jobs_flow(
         }"""
     )
     page.set_input_files("#file", big)
+    # A phone's uplink rather than loopback, so that the upload reports progress on its way.
+    throttle = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 8 * 1024 * 1024}
+    page.context.new_cdp_session(page).send("Network.emulateNetworkConditions", throttle)
     page.click("#submit")
 
     s3 = storage.s3_client()
