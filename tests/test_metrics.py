@@ -85,10 +85,16 @@ def test_busy_is_an_error_and_a_refusal(lambda_handler, capsys, monkeypatch):
     assert blob_with(blobs, "Refused", entry_point="http")["Refused"] == [1.0]
 
 
-@pytest.mark.parametrize(("key", "entry_point"), [("uploads/astronaut.jpg", "s3"), ("uploads/jobs/ab12.jpg", "jobs")])
-def test_an_s3_object_prints_its_image_metrics(s3, bucket, lambda_handler, capsys, key, entry_point):
+JOB_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"  # as in events/s3-post-job.json
+
+
+@pytest.mark.parametrize(
+    ("event_file", "key", "entry_point"),
+    [("s3-put.json", "uploads/astronaut.jpg", "s3"), ("s3-post-job.json", JOB_KEY, "jobs")],
+)
+def test_an_s3_object_prints_its_image_metrics(s3, bucket, lambda_handler, capsys, event_file, key, entry_point):
     s3.put_object(Bucket=bucket, Key=key, Body=(IMAGES / "astronaut.jpg").read_bytes())
-    event = read_event("s3-put.json", **{BUCKET_IN_EVENTS: bucket, "uploads/astronaut.jpg": key})
+    event = read_event(event_file, **{BUCKET_IN_EVENTS: bucket})
     capsys.readouterr()
     answer = lambda_handler(event, FakeLambdaContext())
     assert [item["outcome"] for item in answer["objects"]] == ["segmented"]
