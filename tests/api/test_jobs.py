@@ -164,6 +164,19 @@ def test_bad_job_options_are_refused_before_any_upload(
     assert s3.list_objects_v2(Bucket=jobs_bucket)["KeyCount"] == 0
 
 
+def test_a_job_needs_no_body_at_all(client: Any, jobs_bucket: str, s3: Any) -> None:
+    response = client.post("/jobs")
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert (
+        key_of(job) == f"uploads/jobs/{job['job_id']}/image" and job["upload"]["fields"]["Content-Type"] == "image/jpeg"
+    )
+    record = json.loads(
+        s3.get_object(Bucket=jobs_bucket, Key=f"results/jobs/{job['job_id']}/job.record")["Body"].read()
+    )
+    assert record["key"] == key_of(job) and record["options"] == {"masks": "rle", "overlay": "false"}
+
+
 def test_malformed_and_unknown_ids_are_404(client: Any, jobs_bucket: str) -> None:
     for job_id in ("nope", "5D41402ABC4B2A76B9719D911017C592", "5d41402abc4b2a76b9719d911017c59", "../../x"):
         response = client.get(f"/jobs/{job_id}")
