@@ -94,13 +94,11 @@ def create_job(
     job_id = secrets.token_hex(16)
     name = safe_name(request.filename)
     key = job_prefix(settings.input_prefix, job_id) + name
-    fields = {"Content-Type": content_type(request, name)}
-    fields |= {f"x-amz-meta-{option}": value for option, value in options.metadata().items()}
-    # The client may correct the Content-Type, but only to another image/ type.
-    fields_pinned = {field: value for field, value in fields.items() if field != "Content-Type"}
+    pinned = {f"x-amz-meta-{option}": value for option, value in options.metadata().items()}
+    # Content-Type is a default the client may change, but only to another image/ type.
     conditions = [["starts-with", "$Content-Type", "image/"], ["content-length-range", 1, settings.max_image_bytes]]
-    upload = storage.presigned_post(settings.jobs_bucket, key, fields_pinned, conditions, settings.upload_expiry_s)
-    upload["fields"] = {**upload["fields"], "Content-Type": fields["Content-Type"]}
+    upload = storage.presigned_post(settings.jobs_bucket, key, pinned, conditions, settings.upload_expiry_s)
+    upload["fields"]["Content-Type"] = content_type(request, name)
     now = time.time()
     record = {
         "key": key,
