@@ -36,7 +36,7 @@ from handler.s3 import objects as s3_objects
 from handler.s3.objects import BATCH_TASK, ObjectRef
 from handler.settings import get_settings
 
-# The completion report is a CSV; a result string longer than this is cut (AWS documents no limit).
+# Result strings go into the completion report CSV, one row per object: kept to a readable length.
 MAX_RESULT_STRING = 1000
 
 
