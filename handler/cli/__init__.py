@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test_model.add_argument("path", type=Path)
     test_model.add_argument("--seed", type=int, default=0)
+    test_model.add_argument(
+        "--dense",
+        action="store_true",
+        help="the crowded worst case: 100 objects (PixelLib's per-image cap) on any image at any confidence < 1",
+    )
     return parser
 
 
@@ -193,8 +198,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_make_test_model(args: argparse.Namespace) -> int:
     from handler.model.files import make_test_model
 
-    path = make_test_model(args.path, seed=args.seed)
-    print(json.dumps({"path": str(path), "bytes": path.stat().st_size, "seed": args.seed}))
+    path = make_test_model(args.path, seed=args.seed, dense=args.dense)
+    print(json.dumps({"path": str(path), "bytes": path.stat().st_size, "seed": args.seed, "dense": args.dense}))
     return 0
 
 
