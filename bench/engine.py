@@ -157,6 +157,7 @@ def rle_vs_nested() -> tuple[int, int]:
     import numpy as np
 
     from handler.engine.results import Segmentation
+    from handler.model import MaskCrop
 
     height, width, count = RLE_SHAPE
     rng = np.random.default_rng(0)
@@ -173,7 +174,7 @@ def rle_vs_nested() -> tuple[int, int]:
         scores=np.zeros(count, np.float32),
         class_ids=np.zeros(count, np.int64),
         class_names=["person"] * count,
-        masks=masks,
+        masks=[MaskCrop(0, 0, mask) for mask in masks],
     )
     rle_bytes = len(json.dumps(ours.rle_masks()))
     nested_bytes = len(json.dumps(masks.transpose(1, 2, 0).tolist()))  # H x W x N, as PixelLib returns it
@@ -262,7 +263,10 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
                 conn.send({k: np.asarray(result[k]) for k in ("class_ids", "boxes", "masks")})
             else:
                 found = segment_rgb(rgb, segmenter, confidence)
-                conn.send({"class_ids": found.class_ids, "boxes": np.asarray(found.seed_boxes), "masks": found.masks})
+                masks = np.zeros((len(found), *rgb.shape[:2]), bool)  # full size, to compare with stock's
+                for mask, crop in zip(masks, found.masks, strict=True):
+                    mask[crop.top : crop.bottom, crop.left : crop.right] = crop.mask
+                conn.send({"class_ids": found.class_ids, "boxes": np.asarray(found.seed_boxes), "masks": masks})
             continue
         times = {}
         if kind.startswith("stock"):

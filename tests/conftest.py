@@ -28,6 +28,27 @@ def test_model_path() -> Path:
     return TEST_MODEL
 
 
+DENSE_MODEL = REPO / ".cache" / "models" / "test_model_dense.pkl"
+
+
+@pytest.fixture(scope="session")
+def dense_model_path() -> Path:
+    """``make-test-model --dense``: 100 objects on any image, the crowded worst case."""
+    if not DENSE_MODEL.exists():
+        from handler.cli import main
+
+        assert main(["make-test-model", str(DENSE_MODEL), "--dense"]) == 0
+    return DENSE_MODEL
+
+
+@pytest.fixture(scope="session")
+def dense_segmenter(dense_model_path):
+    from handler.model import Segmenter
+    from handler.settings import Settings
+
+    return Segmenter(Settings(model_path=dense_model_path, detection_speed="rapid"))
+
+
 @pytest.fixture(scope="session")
 def segmenter(test_model_path):
     from handler.model import get_segmenter

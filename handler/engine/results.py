@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pycocotools import mask as coco_mask
+
+from handler.engine.rle import crop_rle
+from handler.model import MaskCrop
 
 MaskFormat = Literal["rle", "polygons", "none"]
 
@@ -101,7 +104,8 @@ COCO_CATEGORY_IDS = (
 
 @dataclass
 class Segmentation:
-    """Objects found in one image. Masks are (N, H, W) bool; scores are kept as model floats."""
+    """Objects found in one image. Each mask is kept inside its box only (``MaskCrop``), never as N x H x W;
+    scores are kept as model floats."""
 
     width: int
     height: int
@@ -109,7 +113,7 @@ class Segmentation:
     scores: np.ndarray  # (N,) float 0..1
     class_ids: np.ndarray  # (N,) int, 0-based COCO index
     class_names: list[str]
-    masks: np.ndarray  # (N, H, W) bool
+    masks: list[MaskCrop]
     model: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -117,8 +121,12 @@ class Segmentation:
         count = len(self.class_names)
         if not (len(self.boxes) == len(self.scores) == len(self.class_ids) == len(self.masks) == count):
             raise ValueError("boxes, scores, class_ids, class_names and masks must have one entry per object")
-        if self.masks.shape[1:] != (self.height, self.width):
-            raise ValueError(f"masks are {self.masks.shape[1:]}, the image is {(self.height, self.width)}")
+        for crop in self.masks:
+            if crop.top < 0 or crop.left < 0 or crop.bottom > self.height or crop.right > self.width:
+                raise ValueError(
+                    f"a mask at rows {crop.top}..{crop.bottom}, columns {crop.left}..{crop.right} is outside "
+                    f"the {self.width}x{self.height} image"
+                )
 
     def __len__(self) -> int:
         return len(self.class_names)
@@ -133,7 +141,7 @@ class Segmentation:
             scores=self.scores[keep],
             class_ids=self.class_ids[keep],
             class_names=[name for name, kept in zip(self.class_names, keep, strict=True) if kept],
-            masks=self.masks[keep],
+            masks=[crop for crop, kept in zip(self.masks, keep, strict=True) if kept],
             model=self.model,
             timings_ms=self.timings_ms,
         )
@@ -157,21 +165,14 @@ class Segmentation:
 
     def rle_masks(self) -> list[dict[str, Any]]:
         """COCO compressed RLE, one per object, ``counts`` as str (``pycocotools.mask.decode``-able)."""
-        if not len(self):
-            return []
-        stacked = np.asfortranarray(self.masks.transpose(1, 2, 0).astype(np.uint8))
-        return [
-            {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
-            for rle in coco_mask.encode(stacked)
-        ]
+        return [crop_rle(crop, self.height, self.width) for crop in self.masks]
 
     def polygon_masks(self) -> list[list[list[float]]]:
         """COCO polygons: per object, a list of outer contours as flat [x1, y1, x2, y2, ...] lists."""
-        polygons = []
-        for mask in self.masks:
-            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            polygons.append([c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3])
-        return polygons
+        return [
+            [contour.reshape(-1).astype(float).tolist() for contour in outer_contours(crop) if len(contour) >= 3]
+            for crop in self.masks
+        ]
 
     def to_seed_json(self) -> dict[str, Any]:
         """Exactly the keys the ancestor PixelLibAPI returned from ``POST /segmentapi``."""
@@ -209,3 +210,16 @@ class Segmentation:
                 self.boxes, self.scores, self.class_ids, self.rle_masks(), strict=True
             )
         ]
+
+
+def outer_contours(crop: MaskCrop) -> Sequence[np.ndarray]:
+    """OpenCV's outer contours of the mask in image coordinates: those of the full-size mask, in the same order.
+
+    A one-pixel blank border makes the crop's edge look like the blank image around it, and the contours
+    come back in raster order, which moving the crop does not change.
+    """
+    framed = cv2.copyMakeBorder(crop.mask.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, _ = cv2.findContours(
+        framed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(crop.left - 1, crop.top - 1)
+    )
+    return contours

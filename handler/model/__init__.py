@@ -1,6 +1,7 @@
 """The model: PixelLib's PointRend R50-FPN, its weights files and the Segmenter that runs it.
 
-Knows no transport (no HTTP, no S3) and nothing of how results are encoded: RGB array in, ``Detections`` out.
+Knows no transport (no HTTP, no S3) and nothing of how results are encoded: RGB array in, ``Detections`` out
+(each mask kept inside its box).
 May import only ``handler.settings``, ``handler.errors`` and ``handler.allocator``.
 """
 
@@ -11,6 +12,7 @@ from handler.model.files import (
     ChecksumMismatch,
     DownloadError,
     Fetched,
+    dense_detector,
     download_model,
     fetch_model,
     make_test_model,
@@ -18,6 +20,7 @@ from handler.model.files import (
     sha256_of,
 )
 from handler.model.optimise import optimise
+from handler.model.paste import MaskCrop, paste_in_boxes, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, build_pointrend, pixellib_instance
 from handler.model.segmenter import Detections, Segmenter, get_segmenter
 
@@ -31,17 +34,21 @@ __all__ = [
     "Detections",
     "DownloadError",
     "Fetched",
+    "MaskCrop",
     "Segmenter",
     "WeightsUnpickler",
     "build_pointrend",
+    "dense_detector",
     "download_model",
     "fetch_model",
     "get_segmenter",
     "load_weights",
     "make_test_model",
     "optimise",
+    "paste_in_boxes",
     "pinned_sha256",
     "pixellib_instance",
+    "postprocess_boxes",
     "read_weights",
     "sha256_of",
 ]

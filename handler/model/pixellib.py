@@ -26,10 +26,12 @@ with warnings.catch_warnings():
     from pixellib.torchbackend.instance.config import get_cfg
     from pixellib.torchbackend.instance.data import transforms as T
     from pixellib.torchbackend.instance.layers.batch_norm import FrozenBatchNorm2d
+    from pixellib.torchbackend.instance.layers.mask_ops import _do_paste_mask
     from pixellib.torchbackend.instance.layers.wrappers import Conv2d
     from pixellib.torchbackend.instance.modeling.backbone.fpn import FPN
     from pixellib.torchbackend.instance.modeling.backbone.resnet import BasicStem, BottleneckBlock
     from pixellib.torchbackend.instance.modeling.meta_arch.build import build_model
+    from pixellib.torchbackend.instance.modeling.postprocessing import detector_postprocess
     from pixellib.torchbackend.instance.modeling.roi_heads.mask_head import mask_rcnn_inference
     from pixellib.torchbackend.instance.point_rend.config import add_pointrend_config
     from pixellib.torchbackend.instance.point_rend.mask_head import PointRendMaskHead
@@ -38,6 +40,7 @@ with warnings.catch_warnings():
         get_uncertain_point_coords_on_grid,
     )
     from pixellib.torchbackend.instance.point_rend.point_head import StandardPointHead
+    from pixellib.torchbackend.instance.structures.instances import Instances
 
 # PixelLib's pieces the other model modules use, imported only here (after the Pillow shim).
 __all__ = [
@@ -49,11 +52,14 @@ __all__ = [
     "BottleneckBlock",
     "Conv2d",
     "FrozenBatchNorm2d",
+    "Instances",
     "PointRendMaskHead",
     "StandardPointHead",
     "T",
+    "_do_paste_mask",
     "build_config",
     "build_pointrend",
+    "detector_postprocess",
     "generate_regular_grid_point_coords",
     "get_uncertain_point_coords_on_grid",
     "mask_rcnn_inference",

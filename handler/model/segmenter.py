@@ -1,8 +1,9 @@
 """Segmenter: PixelLib's PointRend built once per process, run on in-memory RGB arrays.
 
 ``segmentFrame`` in PixelLib draws on the caller's array and returns scores as a torch tensor; here the array
-is never touched (the model gets its own BGR copy) and everything is numpy. Zero detections give masks of
-shape (0, H, W) in PixelLib; here masks are always (N, H, W). Why it is faster: docs/performance.md.
+is never touched (the model gets its own BGR copy) and everything is numpy. PixelLib returns N full-size
+masks (H, W, N); here each mask is kept only inside its box (``paste.MaskCrop``), the same pixels. Why it is
+faster: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from handler.allocator import tune_allocator
 from handler.errors import InvalidRequest
 from handler.model.checkpoint import load_weights, read_weights
 from handler.model.optimise import optimise
+from handler.model.paste import MaskCrop, paste_in_boxes, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, T, build_pointrend
 from handler.settings import DetectionSpeed, Settings, get_settings
 
@@ -31,7 +33,7 @@ class Detections:
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
     scores: np.ndarray  # (N,) float32 in 0..1
     class_ids: np.ndarray  # (N,) int64, 0-based COCO index
-    masks: np.ndarray  # (N, H, W) bool
+    masks: list[MaskCrop]  # one per object, each inside its box
     forward_ms: float
 
 
@@ -67,21 +69,25 @@ class Segmenter:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")
         height, width = rgb.shape[:2]
         min_size, max_size = SPEED_SIZES[detection_speed or self.settings.detection_speed]
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # the model was trained on BGR (detectron2 default)
-        resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(bgr).apply_image(bgr)
-        image = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+        # PIL resizes each channel on its own: resizing RGB and then flipping to BGR (the model was trained on
+        # BGR, detectron2's default) gives stock's input without a full-size BGR copy of the photo.
+        resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(rgb).apply_image(rgb)
+        image = torch.as_tensor(resized[:, :, ::-1].astype("float32").transpose(2, 0, 1))
         threshold = self.settings.confidence if confidence is None else confidence
         with self._lock, torch.inference_mode():
             started = time.perf_counter()
             self._box_predictor.test_score_thresh = threshold
-            instances = self.model.inference([{"image": image, "height": height, "width": width}])[0]["instances"]
+            raw = self.model.inference([{"image": image}], do_postprocess=False)[0]
             forward_ms = (time.perf_counter() - started) * 1000
-        masks = instances.pred_masks.numpy().astype(bool, copy=False)
+        with torch.inference_mode():
+            instances, roi_masks = postprocess_boxes(raw, height, width)
+            boxes = instances.pred_boxes.tensor
+            masks = paste_in_boxes(roi_masks, boxes, height, width)
         return Detections(
-            boxes=instances.pred_boxes.tensor.numpy().astype(np.float32),
+            boxes=boxes.numpy().astype(np.float32),
             scores=instances.scores.numpy().astype(np.float32),
             class_ids=instances.pred_classes.numpy().astype(np.int64),
-            masks=masks.reshape(len(instances), height, width),
+            masks=masks,
             forward_ms=forward_ms,
         )
 

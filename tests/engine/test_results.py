@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from masks import crop_of, full_mask
 from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
@@ -13,12 +14,17 @@ from handler.engine.overlay import render, render_png
 from handler.engine.results import COCO_CATEGORY_IDS, SEED_KEYS, Segmentation
 
 
-def hand_made(height: int = 60, width: int = 80) -> Segmentation:
+def hand_made_masks(height: int = 60, width: int = 80) -> np.ndarray:
     masks = np.zeros((3, height, width), dtype=bool)
     masks[0, 10:30, 5:25] = True  # square
     yy, xx = np.mgrid[:height, :width]
     masks[1] = (yy - 40) ** 2 + (xx - 55) ** 2 < 15**2  # disc
     masks[2, 0, 0] = True  # one pixel in the corner
+    return masks
+
+
+def hand_made(height: int = 60, width: int = 80, masks: np.ndarray | None = None) -> Segmentation:
+    masks = hand_made_masks(height, width) if masks is None else masks
     return Segmentation(
         width=width,
         height=height,
@@ -26,7 +32,7 @@ def hand_made(height: int = 60, width: int = 80) -> Segmentation:
         scores=np.array([0.987, 0.5, 0.0999], dtype=np.float32),
         class_ids=np.array([0, 2, 0]),
         class_names=["person", "car", "person"],
-        masks=masks,
+        masks=[crop_of(mask) for mask in masks],
         model={"name": "pointrend_resnet50", "sha256": None},
         timings_ms={"model": 12.345},
     )
@@ -56,7 +62,7 @@ def test_full_schema_types():
 
 def test_rle_decodes_to_exactly_the_masks():
     result = hand_made()
-    for rle, mask in zip(result.to_json()["masks"], result.masks, strict=True):
+    for rle, mask in zip(result.to_json()["masks"], hand_made_masks(), strict=True):
         decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
         assert decoded.dtype == np.uint8
         assert np.array_equal(decoded.astype(bool), mask)
@@ -80,7 +86,7 @@ def test_empty_result_is_valid():
         scores=np.zeros(0, np.float32),
         class_ids=np.zeros(0, np.int64),
         class_names=[],
-        masks=np.zeros((0, 5, 7), bool),
+        masks=[],
     )
     body = empty.to_json()
     assert body["mask_shape"] == [5, 7, 0]
@@ -92,8 +98,10 @@ def test_inconsistent_fields_are_refused():
     good = hand_made()
     with pytest.raises(ValueError, match="one entry per object"):
         Segmentation(good.width, good.height, good.boxes[:2], good.scores, good.class_ids, good.class_names, good.masks)
-    with pytest.raises(ValueError, match="masks are"):
-        Segmentation(good.width + 1, good.height, good.boxes, good.scores, good.class_ids, good.class_names, good.masks)
+    with pytest.raises(ValueError, match="outside the 60x60 image"):
+        Segmentation(
+            good.width - 20, good.height, good.boxes, good.scores, good.class_ids, good.class_names, good.masks
+        )
 
 
 def test_select_keeps_the_chosen_objects():
@@ -115,13 +123,13 @@ def test_coco_results_load_into_pycocotools():
     annotations = detections.loadAnns(detections.getAnnIds())
     assert [a["category_id"] for a in annotations] == [1, 3, 1]  # person, car: COCO ids
     assert annotations[0]["bbox"] == pytest.approx([5.7, 10.2, 19.2, 19.79], abs=1e-4)
-    assert np.array_equal(detections.annToMask(annotations[1]).astype(bool), result.masks[1])
+    assert np.array_equal(detections.annToMask(annotations[1]).astype(bool), full_mask(result.masks[1], 60, 80))
 
 
 def test_overlay_draws_inside_masks_and_leaves_the_input_alone():
-    result = hand_made(120, 160)
-    result.masks[:] = False
-    result.masks[1, 60:100, 100:150] = True
+    masks = np.zeros((3, 120, 160), bool)
+    masks[1, 60:100, 100:150] = True
+    result = hand_made(120, 160, masks)
     result.boxes[1] = [100, 60, 150, 100]
     grey = np.full((120, 160, 3), 128, np.uint8)
     before = grey.copy()

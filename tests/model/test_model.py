@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import IMAGES
+from masks import full_mask
 from pycocotools import mask as coco_mask
 
 from handler.engine import images, segment_rgb
@@ -31,9 +32,9 @@ def test_detections_match_schema_and_rle_decodes_to_the_model_masks(segmenter, p
         name == segmenter.class_names[cid] for name, cid in zip(body["class_names"], body["class_ids"], strict=True)
     )
     raw = segmenter.detect(photo, confidence=0.0)
-    for rle, mask in zip(body["masks"], raw.masks, strict=True):
+    for rle, crop in zip(body["masks"], raw.masks, strict=True):
         decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
-        assert np.array_equal(decoded.astype(bool), mask)
+        assert np.array_equal(decoded.astype(bool), full_mask(crop, height, width))
 
 
 def test_zero_detections_give_a_valid_result(segmenter, photo):
