@@ -6,11 +6,17 @@ import io
 import warnings
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from handler.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, TooManyPixels, UnsupportedImage
 
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF"})
+# HEIF/HEIC (iPhones' default) through pillow-heif's Pillow plugin, AVIF through Pillow's own. pillow-heif
+# applies the HEIF container's rotation while decoding and resets the EXIF orientation to 1; for the other
+# formats ``exif_transpose`` below does it.
+pillow_heif.register_heif_opener()
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF", "AVIF"})
+FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF, HEIC/HEIF, AVIF"
 
 # The model scales the long side down to at most 333 px (rapid) and the short side with it: beyond this
 # ratio the short side would round to 0 px and the resize fails. Real photos and panoramas stay far below.
@@ -29,7 +35,7 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     try:
         image = Image.open(io.BytesIO(data), formats=sorted(SUPPORTED_FORMATS))
     except UnidentifiedImageError:
-        raise NotAnImage("the data is not an image in a supported format (JPEG, PNG, WebP, BMP, TIFF)") from None
+        raise NotAnImage(f"the data is not an image in a supported format ({FORMAT_NAMES})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptImage(f"the image header cannot be read: {exc}") from None
     width, height = image.size

@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 from imaging import encode, gradient, png_header_only, with_exif_orientation
@@ -9,12 +11,12 @@ from handler.engine import images
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 10_000_000}
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF", "AVIF"])
 def test_each_supported_format_decodes_to_rgb_uint8(fmt):
     rgb = images.decode(encode(gradient(64, 48), fmt), **LIMITS)
     assert rgb.shape == (48, 64, 3)
     assert rgb.dtype == np.uint8
-    if fmt != "JPEG" and fmt != "WEBP":  # lossless formats come back exactly
+    if fmt in ("PNG", "BMP", "TIFF"):  # lossless formats come back exactly
         assert np.array_equal(rgb, np.asarray(gradient(64, 48)))
 
 
@@ -96,3 +98,41 @@ def test_a_sliver_of_an_image_is_refused_before_decoding():
     for width, height in ((101, 1), (1, 5000)):
         with pytest.raises(errors.UnsupportedImage, match=f"{width}x{height}"):
             images.decode(png_header_only(width, height), **LIMITS)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_heic_and_avif_are_sniffed_decoded_and_turned_upright(fmt):
+    """iPhones save HEIC; both formats are encoded here (pillow-heif, Pillow's AVIF plugin) with an EXIF
+    orientation of 6 ("rotate 90 CW to display"): the decoded array is the upright picture."""
+    upright = gradient(64, 48)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(upright.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes(), quality=90)
+    assert data[4:8] == b"ftyp"  # an ISO-BMFF container, whatever the caller calls it
+    rgb = images.decode(data, **LIMITS)
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
+    assert np.abs(rgb.astype(int) - np.asarray(upright, dtype=int)).mean() < 8
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "HEIF", "AVIF"])
+def test_limits_are_checked_before_decoding_each_format(monkeypatch, fmt):
+    data = encode(gradient(100, 100), fmt)
+    with Image.open(io.BytesIO(data)) as probe:
+        plugin = type(probe)
+    loads = []
+    for cls in {plugin, ImageFile.ImageFile}:
+        monkeypatch.setattr(cls, "load", lambda self: loads.append(1))
+    with pytest.raises(errors.TooManyPixels, match="100x100 = 10000 pixels"):
+        images.decode(data, max_bytes=10_000_000, max_pixels=9_999)
+    with pytest.raises(errors.ImageTooLarge):
+        images.decode(data, max_bytes=len(data) - 1, max_pixels=10_000_000)
+    assert loads == []
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_truncated_heic_and_avif_are_typed_errors(fmt):
+    data = encode(gradient(256, 256), fmt, quality=90)
+    for cut in (40, len(data) // 2, len(data) - 10):
+        with pytest.raises((errors.CorruptImage, errors.NotAnImage)) as caught:
+            images.decode(data[:cut], **LIMITS)
+        assert "HEIC" in caught.value.message or "truncated or corrupt" in caught.value.message
