@@ -94,6 +94,11 @@ class RequestTooLarge(ServiceError):
     status = 413
 
 
+class ResponseTooLarge(ServiceError):
+    code = "response_too_large"
+    status = 413
+
+
 class RetryableError(CodedError):
     """The input is fine but the service cannot take it now: answered 503 over HTTP, retried for S3."""
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     max_image_bytes: int = Field(6 * 1024 * 1024, ge=1)
     max_pixels: int = Field(40_000_000, ge=1)
+    overlay_max_side: int = Field(
+        2048, ge=16, description="the overlay picture's long side at most (px): bounds its memory and the response"
+    )
     input_prefix: str = "uploads/"
     output_bucket: str | None = None
     output_prefix: str = "results/"

@@ -37,6 +37,9 @@ class SegmentQuery(RequestOptions):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     output_format: Literal["json", "png"] = Field("json", alias="format", description="png: the overlay image")
+    overlay_max_side: int | None = Field(
+        None, ge=16, description="the overlay's long side at most, px (default and maximum: SEG_OVERLAY_MAX_SIDE)"
+    )
 
 
 class ImageSize(Strict):
@@ -120,7 +123,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (400, "empty image or malformed request"),
         (403, "s3_uri names a bucket that is not allowed"),
         (404, "s3_uri names an object that does not exist"),
-        (413, "request body, image bytes or pixels above the limit"),
+        (413, "request body, image bytes or pixels above the limit, or a result over the 6 MB a response carries"),
         (415, "not an image, or an unsupported Content-Type"),
         (422, "corrupt or unusable image (e.g. one side over 100 times the other), or invalid parameters"),
         (503, "too many requests in progress; retry"),

@@ -22,6 +22,7 @@ from handler import __version__, metrics
 from handler.api import errors as api_errors
 from handler.api.admission import Admission, get_admission
 from handler.api.jobs import router as jobs_router
+from handler.api.limits import ensure_fits
 from handler.api.models import (
     ERROR_RESPONSES,
     ErrorResponse,
@@ -35,7 +36,7 @@ from handler.api.page import STATIC_DIR, SecurityHeaders, router
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
 from handler.deadline import LambdaContext
 from handler.engine import MaskFormat, SegmentedImage, SegmentOptions, render_png, segment_bytes
-from handler.errors import ModelFileError
+from handler.errors import InvalidRequest, ModelFileError
 from handler.logs import logger
 from handler.model import MODEL_NAME, Segmenter, get_segmenter
 from handler.settings import Settings, get_settings
@@ -110,23 +111,29 @@ class Job:
         result = segmented.result
         logger.info("segmented", extra={"objects": len(result), "timings_ms": result.timings_ms})
         metrics.record_image("http", result)
-        response = self.render(segmented)
+        response = ensure_fits(self.render(segmented))
         response.headers["X-Image-SHA256"] = hashlib.sha256(data).hexdigest()
         return response
 
 
-def _json(masks: MaskFormat, overlay: bool = False) -> Render:
+def _json(masks: MaskFormat, overlay_max_side: int | None) -> Render:
+    """The result as JSON; with ``overlay_max_side`` the overlay PNG too, base64."""
+
     def render(segmented: SegmentedImage) -> Response:
         body = segmented.result.to_json(masks=masks)
-        if overlay:
-            body["overlay_png_base64"] = base64.b64encode(render_png(segmented.rgb, segmented.result)).decode()
+        if overlay_max_side:
+            png = render_png(segmented.rgb, segmented.result, overlay_max_side)
+            body["overlay_png_base64"] = base64.b64encode(png).decode()
         return JSONResponse(body)
 
     return render
 
 
-def _png(segmented: SegmentedImage) -> Response:
-    return Response(render_png(segmented.rgb, segmented.result), media_type="image/png")
+def _png(overlay_max_side: int) -> Render:
+    def render(segmented: SegmentedImage) -> Response:
+        return Response(render_png(segmented.rgb, segmented.result, overlay_max_side), media_type="image/png")
+
+    return render
 
 
 def _seed_json(segmented: SegmentedImage) -> Response:
@@ -150,8 +157,11 @@ async def segment(
     admission: Admission = Depends(get_admission),
 ) -> Any:
     """Segment an image sent as multipart `image`, a raw `image/*` body, or JSON `image_base64` / `s3_uri`."""
-    render = _png if options.output_format == "png" else _json(options.masks, bool(options.overlay))
     segmenter.validate_classes(options.class_list)  # a bad query is refused before the upload is read
+    if options.overlay_max_side is not None and options.overlay_max_side > settings.overlay_max_side:
+        raise InvalidRequest(f"overlay_max_side is at most {settings.overlay_max_side} (SEG_OVERLAY_MAX_SIDE)")
+    side = options.overlay_max_side or settings.overlay_max_side
+    render = _png(side) if options.output_format == "png" else _json(options.masks, side if options.overlay else None)
     with admission.admit():
         job = Job(
             await image_source(request, settings), options.segment_options(), render, request.scope.get("aws.context")

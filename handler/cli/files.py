@@ -51,7 +51,7 @@ def segment_files(
             report.written.append(target)
         if output_format in ("png", "both"):
             target = out_dir / f"{path.stem}.png"
-            target.write_bytes(render_png(segmented.rgb, segmented.result))
+            target.write_bytes(render_png(segmented.rgb, segmented.result, settings.overlay_max_side))
             report.written.append(target)
         report.succeeded += 1
         report.objects += len(segmented.result)

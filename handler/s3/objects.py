@@ -132,7 +132,8 @@ def process(
     outputs = []
     if options.overlay is not False:
         png_key = output_key(ref, settings, ".png")
-        storage.put(output_bucket(ref, settings), png_key, render_png(segmented.rgb, segmented.result), "image/png")
+        png = render_png(segmented.rgb, segmented.result, settings.overlay_max_side)
+        storage.put(output_bucket(ref, settings), png_key, png, "image/png")
         outputs.append(png_key)
     json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json(options.masks), "source": source})
     return Processed(

@@ -392,7 +392,14 @@ def test_openapi_and_docs_publish_the_real_schema(client: TestClient) -> None:
     assert ok["application/json"]["schema"]["$ref"].endswith("/SegmentResponse")
     assert "image/png" in ok
     assert {"400", "403", "404", "413", "415", "422"} <= set(segment["responses"])
-    assert {param["name"] for param in segment["parameters"]} == {"masks", "confidence", "classes", "format", "overlay"}
+    assert {param["name"] for param in segment["parameters"]} == {
+        "masks",
+        "confidence",
+        "classes",
+        "format",
+        "overlay",
+        "overlay_max_side",
+    }
     overlay = spec["components"]["schemas"]["SegmentResponse"]["properties"]["overlay_png_base64"]
     assert "overlay=true" in overlay["description"]
     seed = spec["components"]["schemas"]["SeedResponse"]
