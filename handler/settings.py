@@ -30,7 +30,8 @@ class Settings(BaseSettings):
         False, description="NHWC activations + fused oneDNN convs: ~10% faster, not bit-identical to stock PixelLib"
     )
     max_image_bytes: int = Field(6 * 1024 * 1024, ge=1)
-    max_pixels: int = Field(40_000_000, ge=1)
+    # The largest size measured with 100 objects inside 2.5 GB and 20 s (docs/performance.md, bench/scale.py).
+    max_pixels: int = Field(48_000_000, ge=1)
     overlay_max_side: int = Field(
         2048, ge=16, description="the overlay picture's long side at most (px): bounds its memory and the response"
     )
