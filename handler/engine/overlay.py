@@ -60,7 +60,7 @@ def _scaled(crop: MaskCrop, factor: float, height: int, width: int) -> MaskCrop:
     """The crop on the scaled-down canvas (nearest neighbour: a mask stays a mask)."""
     if factor == 1.0:
         return crop
-    top, left = math.floor(crop.top * factor), math.floor(crop.left * factor)
+    top, left = min(math.floor(crop.top * factor), height - 1), min(math.floor(crop.left * factor), width - 1)
     bottom = min(height, max(top + 1, math.ceil(crop.bottom * factor)))
     right = min(width, max(left + 1, math.ceil(crop.right * factor)))
     mask = cv2.resize(crop.mask.view(np.uint8), (right - left, bottom - top), interpolation=cv2.INTER_NEAREST)

@@ -140,6 +140,20 @@ def test_overlay_draws_inside_masks_and_leaves_the_input_alone():
     assert np.array_equal(drawn[105:118, 2:60], before[105:118, 2:60])  # untouched far from everything
 
 
+def test_overlay_cap_scales_the_picture_and_every_mask_down():
+    masks = np.zeros((3, 600, 900), bool)
+    masks[0, 100:400, 300:700] = True
+    masks[1, 599, 899] = True  # the last pixel: its crop starts at the image's last rows and columns
+    masks[2, 598:600, 0:900] = True  # a sliver along the bottom
+    result = hand_made(600, 900, masks)
+    grey = np.full((600, 900, 3), 128, np.uint8)
+    drawn = render(grey, result, max_side=97)
+    assert drawn.shape == (65, 97, 3)
+    assert not np.array_equal(drawn[25:35, 45:60], np.full((10, 15, 3), 128, np.uint8))  # the square, scaled
+    assert np.array_equal(render(grey, result, max_side=900), render(grey, result))  # no cap at the image size
+    assert render(grey, result, max_side=2048).shape == (600, 900, 3)  # never enlarged
+
+
 def test_overlay_png_opens_with_the_image_size():
     result = hand_made()
     png = render_png(np.zeros((60, 80, 3), np.uint8), result)
