@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra.image_spec import FUNCTION_ID, WORKER_ID
 from infra.processes import InvokeError
 from infra.rie import invoke
 
@@ -14,6 +15,12 @@ from infra.rie import invoke
 def _function_logs(logs: str) -> str:
     """The function's own output: the emulator's "(rapid)" bookkeeping lines left out."""
     return "\n".join(line for line in logs.splitlines() if "(rapid)" not in line)
+
+
+def function_for(event: Any) -> str:
+    """The template's function that gets this event when deployed: HTTP requests go to the HTTP function,
+    everything else (S3, SQS, EventBridge, Batch Operations) to the worker, with its environment and timeout."""
+    return FUNCTION_ID if isinstance(event, dict) and "requestContext" in event else WORKER_ID
 
 
 def invoke_cli(
@@ -37,6 +44,7 @@ def invoke_cli(
     except (OSError, json.JSONDecodeError) as exc:
         print(f"invoke: cannot read {event_path}: {exc}", file=err)
         return 2
+    invoke_options.setdefault("function_id", function_for(event))
     try:
         report = invoke([event], repeat=repeat, env=env, timeout=timeout, **invoke_options)
     except (InvokeError, ValueError) as exc:
@@ -45,7 +53,8 @@ def invoke_cli(
     if report.invocations and report.invocations[0].body is not None:
         print(json.dumps(report.invocations[0].body, indent=2), file=out)
     timings = report.timings()
-    line = f"invoke: cold {timings['cold_s']:.2f} s" if timings["cold_s"] is not None else "invoke: no answer"
+    line = f"invoke ({invoke_options['function_id']}): "
+    line += f"cold {timings['cold_s']:.2f} s" if timings["cold_s"] is not None else "no answer"
     if timings["init_ms"] is not None:
         line += f" (init {timings['init_ms'] / 1000:.2f} s)"
     if timings["warm_s"]:

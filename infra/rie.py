@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.image_spec import DOCKERFILE, REPO_ROOT, TEMPLATE, function_spec, runtime_command
+from infra.image_spec import DOCKERFILE, FUNCTION_ID, REPO_ROOT, TEMPLATE, function_spec, runtime_command
 from infra.processes import InvokeError, descendants, find_rie, free_ports, pid_alive, signal_group, signal_pid
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -179,13 +179,14 @@ def invoke(
     dockerfile: Path = DOCKERFILE,
     template: Path | None = TEMPLATE,
     parameters: dict[str, str] | None = None,
+    function_id: str = FUNCTION_ID,
     startup_timeout: float = 15.0,
     stop_grace: float = 5.0,
 ) -> InvokeReport:
     """Run each event ``repeat`` times (events in order, then again) through one emulator and runtime.
 
     ``env`` is added last and wins over the caller's environment, which wins over template.yaml's
-    function Environment (parameters at their defaults, or ``parameters``). ``command`` replaces the
+    function Environment (``function_id``'s; parameters at their defaults, or ``parameters``). ``command`` replaces the
     CMD (e.g. ``["tests_module.handler"]``); ``cwd`` is the runtime's working directory (the image's
     /var/task; default the repository root). ``timeout`` bounds the whole call: when it runs out the
     current invocation gets an error and the processes are stopped. Raises InvokeError only when the
@@ -197,7 +198,7 @@ def invoke(
     rie = find_rie()
     argv = runtime_command(dockerfile, template, command)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    spec = function_spec(template, parameters=parameters, region=region) if template is not None else None
+    spec = function_spec(template, function_id, parameters, region) if template is not None else None
     run_env = dict(spec.environment) if spec else {}
     run_env.update(os.environ)
     run_env.update(env or {})

@@ -194,3 +194,21 @@ def test_invoke_cli_prints_the_response_and_exits_by_outcome(tmp_path):
     assert "ValueError: nope" in err.getvalue()
     assert json.loads(out.getvalue())["errorType"] == "ValueError"
     assert invoke_cli.invoke_cli(broken, stdout=io.StringIO(), stderr=io.StringIO()) == 2
+
+
+def test_invoke_cli_runs_each_event_as_the_function_that_gets_it(tmp_path):
+    import io
+    import json
+
+    from conftest import EVENTS
+
+    remaining = {}
+    for name in ("apigw-http-healthz.json", "s3-batch-v1.json"):
+        out, err = io.StringIO(), io.StringIO()
+        assert invoke_cli.invoke_cli(EVENTS / name, stdout=out, stderr=err, command=ECHO, cwd=TESTS, timeout=60) == 0
+        remaining[name] = json.loads(out.getvalue())["remaining_ms"]
+        expected = image_spec.FUNCTION_ID if name.startswith("apigw") else image_spec.WORKER_ID
+        assert err.getvalue().startswith(f"invoke ({expected}): cold ")
+    assert remaining["apigw-http-healthz.json"] <= 29_000  # the HTTP function's Timeout
+    worker = image_spec.function_spec(function_id=image_spec.WORKER_ID)
+    assert 29_000 < remaining["s3-batch-v1.json"] <= worker.timeout * 1000  # the worker's WorkerTimeout

@@ -442,7 +442,8 @@ def test_invoke_command_line_repeat_prints_the_answer_and_cold_and_warm_timings(
     assert response["statusCode"] == 200
     SegmentResponse.model_validate_json(response["body"])
     timings = re.search(
-        r"invoke: cold ([0-9.]+) s \(init ([0-9.]+) s\), warm median ([0-9.]+) s \(min [0-9.]+, max [0-9.]+, n=1\)",
+        r"invoke \(SegmentFunction\): cold ([0-9.]+) s \(init ([0-9.]+) s\), "
+        r"warm median ([0-9.]+) s \(min [0-9.]+, max [0-9.]+, n=1\)",
         stderr,
     )
     assert timings, stderr[-3000:]
