@@ -104,6 +104,19 @@ def test_a_job_without_overlay_gets_no_overlay_url_and_its_masks_format(
     assert "polygons" in done["result"] and "masks" not in done["result"]
 
 
+def test_a_phones_heic_photo_is_segmented(client: Any, jobs_bucket: str, lambda_handler: Any) -> None:
+    heic = io.BytesIO()
+    Image.open(PHOTO).save(heic, "HEIF", quality=90)
+    job = create(client, filename="IMG_0042.HEIC", confidence=0)
+    assert job["upload"]["fields"]["Content-Type"] == "image/heic"
+    upload(job, heic.getvalue())
+    deliver(lambda_handler, jobs_bucket, key_of(job))
+    done = status(client, job)
+    assert done["status"] == "done", done
+    width, height = Image.open(PHOTO).size
+    assert done["result"]["mask_shape"][:2] == [height, width]
+
+
 def test_a_bad_upload_ends_failed_with_the_error_record(client: Any, jobs_bucket: str, lambda_handler: Any) -> None:
     job = create(client, filename="notes.jpg")
     upload(job, b"shopping list, not a photo")

@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 // Lambda's synchronous payload limit: the JSON body (4/3 of the file, base64) and the event around it.
 const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
 const EVENT_OVERHEAD_BYTES = 16 * 1024;
+// The browser cannot show or check HEIC/HEIF (phones' photos, often large): they go as jobs when the server has them.
 const HEIF = /\.(heic|heif)$/i;
 
 const form = $("form");
@@ -124,7 +125,7 @@ function route(file) {
         "request and has no jobs bucket for larger files (SEG_JOBS_BUCKET)",
     );
   }
-  return "request"; // HEIC without jobs: the server says whether it can read it
+  return "request"; // HEIC without jobs: the server reads HEIC too, within one request's size
 }
 
 function cell(row, text) {
