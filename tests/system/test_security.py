@@ -290,7 +290,7 @@ def test_no_request_parameter_names_a_model_or_a_path(client: TestClient) -> Non
         for operation in item.values()
         for param in operation.get("parameters", [])
     }
-    assert parameters == {"masks", "confidence", "classes", "format", "overlay", "job_id"}
+    assert parameters == {"masks", "confidence", "classes", "format", "overlay", "overlay_max_side", "job_id"}
     json_body = spec["paths"]["/segment"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     fields = set(json_body["properties"])
     assert fields == {"image_base64", "s3_uri"}  # and s3_uri reads only allowed buckets (above)
