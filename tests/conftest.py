@@ -63,6 +63,19 @@ def settings(test_model_path):
     return get_settings()
 
 
+@pytest.fixture
+def configure(settings) -> Iterator[Callable[..., None]]:
+    """``configure(max_image_bytes=...)``: the app's settings for one test, through its dependency."""
+    from handler.api import app
+    from handler.settings import get_settings
+
+    def override(**changes: Any) -> None:
+        app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=changes)
+
+    yield override
+    app.dependency_overrides.clear()
+
+
 def read_event(name: str, **replace: str) -> Any:
     """A sample event from ``events/``, parsed, with each ``old=new`` text replacement applied first."""
     text = (EVENTS / name).read_text(encoding="utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -12,22 +11,11 @@ from fastapi.testclient import TestClient
 from imaging import encode, gradient
 from PIL import Image
 
-from handler.api import app
 from handler.api.limits import LAMBDA_RESPONSE_BYTES
-from handler.settings import get_settings
 
 WIDE = encode(gradient(3000, 2000), "PNG")
 # Noise does not compress: as a 2048 x 1536 PNG overlay it is about 9 MB, 12 MB in base64.
 NOISE = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (1536, 2048, 3), dtype=np.uint8)), "JPEG")
-
-
-@pytest.fixture
-def configure(settings) -> Iterator[Any]:
-    def override(**changes: Any) -> None:
-        app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=changes)
-
-    yield override
-    app.dependency_overrides.clear()
 
 
 def post(client: TestClient, query: str, data: bytes, content_type: str = "image/png") -> Any:

@@ -35,17 +35,6 @@ from handler.settings import get_settings
 PHOTO = (IMAGES / "astronaut.jpg").read_bytes()  # 320 x 320
 
 
-@pytest.fixture
-def configure(settings) -> Iterator[Any]:
-    """``configure(max_image_bytes=...)``: the app's settings for one test, through its dependency."""
-
-    def override(**changes: Any) -> None:
-        app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=changes)
-
-    yield override
-    app.dependency_overrides.clear()
-
-
 def form(data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg") -> dict[str, Any]:
     return {"files": {"image": (filename, data, content_type)}}
 
