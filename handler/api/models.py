@@ -33,10 +33,11 @@ class SegmentJSONRequest(Strict):
 class SegmentQuery(RequestOptions):
     """``POST /segment``'s query parameters: the options every entry point shares, and the answer's format."""
 
-    # FastAPI fills query models by field name; unknown query parameters stay ignored, as before.
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # Unknown query parameters stay ignored, as before. The field is named as the parameter (no alias), so
+    # that a validation error names ``query.format``, what the client sent.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    output_format: Literal["json", "png"] = Field("json", alias="format", description="png: the overlay image")
+    format: Literal["json", "png"] = Field("json", description="png: the overlay image")
     overlay_max_side: int | None = Field(
         None, ge=16, description="the overlay's long side at most, px (default and maximum: SEG_OVERLAY_MAX_SIDE)"
     )

@@ -161,7 +161,7 @@ async def segment(
     if options.overlay_max_side is not None and options.overlay_max_side > settings.overlay_max_side:
         raise InvalidRequest(f"overlay_max_side is at most {settings.overlay_max_side} (SEG_OVERLAY_MAX_SIDE)")
     side = options.overlay_max_side or settings.overlay_max_side
-    render = _png(side) if options.output_format == "png" else _json(options.masks, side if options.overlay else None)
+    render = _png(side) if options.format == "png" else _json(options.masks, side if options.overlay else None)
     with admission.admit():
         job = Job(
             await image_source(request, settings), options.segment_options(), render, request.scope.get("aws.context")
