@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from handler.cli.report import FilesReport
 from handler.engine import MaskFormat, SegmentOptions, render_png, segment_bytes
 from handler.errors import ServiceError
 from handler.model import get_segmenter
 from handler.settings import get_settings
-
-
-@dataclass
-class BatchReport:
-    written: list[Path] = field(default_factory=list)
-    objects: int = 0
-    succeeded: int = 0
-    failed: dict[Path, str] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        lines = [f"{self.succeeded} segmented ({self.objects} objects), {len(self.failed)} failed"]
-        lines += [f"  FAILED {path}: {reason}" for path, reason in self.failed.items()]
-        return "\n".join(lines)
 
 
 def segment_files(
@@ -34,11 +21,11 @@ def segment_files(
     output_format: str = "both",
     masks: MaskFormat = "rle",
     options: SegmentOptions = SegmentOptions(),
-) -> BatchReport:
+) -> FilesReport:
     settings = get_settings()
     segmenter = get_segmenter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = BatchReport()
+    report = FilesReport()
     for path in tqdm(paths, unit="image", desc="segment"):
         try:
             segmented = segment_bytes(path.read_bytes(), segmenter, settings, options)

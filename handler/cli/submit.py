@@ -13,12 +13,13 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tqdm import tqdm
+
+from handler.cli.report import FilesReport
 
 FIRST_POLL_S = 1.0
 MAX_POLL_S = 5.0
@@ -31,19 +32,6 @@ class JobFailed(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-
-
-@dataclass
-class SubmitReport:
-    written: list[Path] = field(default_factory=list)
-    succeeded: int = 0
-    objects: int = 0
-    failed: dict[Path, JobFailed] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        lines = [f"{self.succeeded} done ({self.objects} objects), {len(self.failed)} failed"]
-        lines += [f"  FAILED {path}: {error.code}: {error.message}" for path, error in self.failed.items()]
-        return "\n".join(lines)
 
 
 class _ProgressFile(io.BufferedReader):
@@ -138,9 +126,9 @@ def submit_files(
     options: dict[str, Any],
     timeout_s: float = 900.0,
     sleep: Callable[[float], None] = time.sleep,
-) -> SubmitReport:
+) -> FilesReport:
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = SubmitReport()
+    report = FilesReport(verb="done")
     with httpx.Client(timeout=REQUEST_TIMEOUT) as http:
         jobs = JobsClient(api, http, sleep)
         for path in tqdm(paths, unit="image", desc="submit"):
@@ -150,10 +138,10 @@ def submit_files(
                 state = jobs.wait(job, timeout_s)
                 report.written += jobs.save(state, path, out_dir)
             except JobFailed as exc:
-                report.failed[path] = exc
+                report.failed[path] = str(exc)  # <code>: <message>
                 continue
             except (OSError, httpx.HTTPError) as exc:
-                report.failed[path] = JobFailed(type(exc).__name__, str(exc) or "the request failed")
+                report.failed[path] = f"{type(exc).__name__}: {str(exc) or 'the request failed'}"
                 continue
             report.succeeded += 1
             report.objects += len(state["result"]["class_names"])
