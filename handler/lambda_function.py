@@ -18,7 +18,7 @@ SOURCES = (s3, api)
 
 
 class UnclaimedEvent(ValueError):
-    """An event that is neither an HTTP request nor an S3 notification: a wiring mistake, not bad input."""
+    """An event no part claims (not HTTP, not from S3): a wiring mistake, not bad input."""
 
 
 get_segmenter()
@@ -33,5 +33,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     shape = sorted(event)[:8] if isinstance(event, dict) else type(event).__name__
     raise UnclaimedEvent(
         f"no handler for this event (keys {shape}): expected an API Gateway HTTP/REST API or function URL "
-        "request, or an S3 notification (direct, through SQS or EventBridge)"
+        "request, an S3 notification (direct, through SQS or EventBridge) or an S3 Batch Operations job"
     )
