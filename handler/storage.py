@@ -169,7 +169,17 @@ def presigned_get(bucket: str, key: str, expires_in: int) -> str:
 
 
 def bucket_origin(bucket: str) -> str:
-    """The origin (scheme://host[:port]) that browsers upload to for ``bucket``, as boto3 addresses it."""
-    url = signing_client().generate_presigned_url("head_bucket", Params={"Bucket": bucket}, ExpiresIn=60)
+    """The origin (scheme://host[:port]) that browsers upload to for ``bucket``, as boto3 addresses it.
+
+    The page's security headers name it on every response: signed once per bucket and endpoint, not per request.
+    """
+    return _bucket_origin(bucket, s3_client().meta.endpoint_url, s3_client().meta.region_name)
+
+
+@lru_cache(maxsize=8)
+def _bucket_origin(bucket: str, endpoint_url: str, region: str | None) -> str:
+    url = _signing_client(endpoint_url, region).generate_presigned_url(
+        "head_bucket", Params={"Bucket": bucket}, ExpiresIn=60
+    )
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
