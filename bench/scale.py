@@ -138,7 +138,7 @@ def main() -> None:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1])))
         return
     if not DENSE_MODEL.exists():
-        from handler.model.files import make_test_model
+        from infra.test_models import make_test_model
 
         make_test_model(DENSE_MODEL, dense=True)
     rows = {}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from handler import api, metrics, s3
+from handler.engine import get_segmenter
 from handler.logs import logger
-from handler.model import get_segmenter
 
 # Each source answers "is this event mine?" (``claims``) and handles it; S3/SQS/EventBridge come first
 # because Mangum cannot tell them apart ("unable to infer a handler").

@@ -1,7 +1,7 @@
 """The HTTPS side: the FastAPI app (routes, schemas, error handlers, uploads, admission, the page) and the
 checked Mangum handlers that turn API Gateway and function URL events into its requests.
 
-May import ``handler.engine``, ``handler.model`` and the shared modules; never ``handler.s3``.
+May import ``handler.engine`` (the one path to the model) and the shared modules; never ``handler.s3``.
 ``claims(event)`` / ``handle(event, context)`` are what ``lambda_function`` routes by.
 """
 

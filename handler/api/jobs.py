@@ -27,10 +27,9 @@ from fastapi.responses import JSONResponse
 from handler import storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
-from handler.engine import RequestOptions
+from handler.engine import RequestOptions, Segmenter, get_segmenter
 from handler.errors import JobNotFound
 from handler.logs import logger
-from handler.model import Segmenter, get_segmenter
 from handler.settings import Settings, get_settings
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")

@@ -35,10 +35,18 @@ from handler.api.models import (
 from handler.api.page import STATIC_DIR, SecurityHeaders, router
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
 from handler.deadline import LambdaContext
-from handler.engine import MaskFormat, SegmentedImage, SegmentOptions, render_png, segment_bytes
+from handler.engine import (
+    MODEL_NAME,
+    MaskFormat,
+    SegmentedImage,
+    Segmenter,
+    SegmentOptions,
+    get_segmenter,
+    render_png,
+    segment_bytes,
+)
 from handler.errors import InvalidRequest, ModelFileError
 from handler.logs import logger
-from handler.model import MODEL_NAME, Segmenter, get_segmenter
 from handler.settings import Settings, get_settings
 
 Render = Callable[[SegmentedImage], Response]

@@ -153,7 +153,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_model(args: argparse.Namespace) -> int:
-    from handler.model.files import MODEL_URL, ChecksumMismatch, DownloadError, fetch_model
+    from handler.engine import MODEL_URL, ChecksumMismatch, DownloadError, fetch_model
 
     try:
         fetched = fetch_model(args.dest, url=args.url or MODEL_URL, pin_file=args.pin_file)
@@ -196,7 +196,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_make_test_model(args: argparse.Namespace) -> int:
-    from handler.model.files import make_test_model
+    from infra.test_models import make_test_model
 
     path = make_test_model(args.path, seed=args.seed, dense=args.dense)
     print(json.dumps({"path": str(path), "bytes": path.stat().st_size, "seed": args.seed, "dense": args.dense}))

@@ -9,9 +9,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from handler.cli.report import FilesReport
-from handler.engine import MaskFormat, SegmentOptions, render_png, segment_bytes
+from handler.engine import MaskFormat, SegmentOptions, get_segmenter, render_png, segment_bytes
 from handler.errors import ServiceError
-from handler.model import get_segmenter
 from handler.settings import get_settings
 
 

@@ -1,4 +1,5 @@
-"""Model weights: the real PixelLib release file (download + checksum) and a random test stand-in."""
+"""Model weights: the real PixelLib release file (download + checksum, trust-on-first-use pin), and writing a
+weights file in that format (``save_weights``, used by ``infra/test_models.py``)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
-
-if TYPE_CHECKING:
-    import torch
 
 from handler.settings import SHA256_PIN_FILE
 
 MODEL_URL = "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl"
-TEST_MODEL_AUTHOR = "pointrend-lambda make-test-model (random init, NOT trained weights)"
 
 
 class DownloadError(Exception):
@@ -99,54 +95,15 @@ def download_model(
             os.unlink(part.name)
 
 
-def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False) -> Path:
-    """A randomly initialised PointRend R50-FPN in exactly the real file's format.
-
-    The real ``pointrend_resnet50.pkl`` is a plain pickle ``{"model": {name: ndarray}, "__author__": ...}``
-    that PixelLib's (detectron2's) checkpointer reads; this writes the same structure with the same keys.
-    ``dense``: the crowded worst case, 100 objects (PixelLib's per-image cap) on any image (``dense_detector``).
-    """
-    import torch
-
-    from handler.model.pixellib import build_pointrend
-
-    torch.manual_seed(seed)
-    model = build_pointrend()
-    if dense:
-        dense_detector(model)
-    weights = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+def save_weights(dest: Path, weights: dict[str, object], author: str) -> Path:
+    """Write ``{"model": weights, "__author__": author}``, the real file's format, atomically."""
     part = _atomic_target(dest)
     try:
         with part:
-            pickle.dump({"model": weights, "__author__": TEST_MODEL_AUTHOR}, part, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"model": weights, "__author__": author}, part, protocol=pickle.HIGHEST_PROTOCOL)
         os.chmod(part.name, 0o644)  # readable by the Lambda runtime user, not only the builder
         os.replace(part.name, dest)
     finally:
         if os.path.exists(part.name):
             os.unlink(part.name)
     return dest
-
-
-DENSE_CLASS = 0  # "person": a crowd
-DENSE_LOGIT = 30.0
-
-
-def dense_detector(model: torch.nn.Module) -> None:
-    """Make every RPN anchor a proposal and every proposal a certain ``person``: the crowded worst case.
-
-    Random RPN and box regressions blow boxes up to the image's edges (a handful survive the NMS), and the
-    random objectness ranks one FPN level first (all boxes one size). With zero deltas and zero objectness
-    the proposals are the anchors themselves, all levels alike (32 to 512 px at three aspect ratios on the
-    model input), and the boxes are the proposals. A zero-weight box classifier with a bias of +30 for one
-    class gives that class a softmax score of exactly 1.0 in float32 for every proposal, on any image and at
-    any confidence below 1; the NMS keeps hundreds and PixelLib's per-image cap keeps 100.
-    """
-    import torch
-
-    rpn = model.proposal_generator.rpn_head
-    box_predictor = model.roi_heads.box_predictor
-    with torch.no_grad():
-        for layer in (rpn.anchor_deltas, rpn.objectness_logits, box_predictor.bbox_pred, box_predictor.cls_score):
-            layer.weight.zero_()
-            layer.bias.zero_()
-        box_predictor.cls_score.bias[DENSE_CLASS] = DENSE_LOGIT

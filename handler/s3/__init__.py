@@ -1,7 +1,7 @@
 """The S3 side: S3 notifications (direct, through SQS or EventBridge) naming uploaded objects, and S3 Batch
 Operations tasks naming existing ones, each segmented and its result written back to S3.
 
-May import ``handler.engine``, ``handler.model`` and the shared modules; never ``handler.api``.
+May import ``handler.engine`` (the one path to the model) and the shared modules; never ``handler.api``.
 """
 
 from handler.s3.events import MalformedRecord, ObjectsFailed, UnknownEvent, claims, handle

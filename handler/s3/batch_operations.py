@@ -28,10 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handler import metrics
 from handler.deadline import LambdaContext
-from handler.engine import RequestOptions
+from handler.engine import RequestOptions, get_segmenter
 from handler.errors import InvalidRequest, RetryableError
 from handler.logs import logger
-from handler.model import get_segmenter
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import BATCH_TASK, ObjectRef
 from handler.settings import get_settings

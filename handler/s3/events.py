@@ -27,8 +27,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handler import metrics
 from handler.deadline import LambdaContext
+from handler.engine import get_segmenter
 from handler.logs import logger, redact_job_ids
-from handler.model import get_segmenter
 from handler.s3 import batch_operations
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import ObjectRef, Processed

@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from handler import metrics, storage
 from handler.deadline import LambdaContext
-from handler.engine import RequestOptions, render_png, segment_bytes
+from handler.engine import RequestOptions, Segmenter, render_png, segment_bytes
 from handler.errors import ServiceError
-from handler.model import Segmenter
 from handler.settings import Settings
 from handler.storage import MAX_KEY_BYTES
 

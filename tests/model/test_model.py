@@ -12,8 +12,9 @@ from pycocotools import mask as coco_mask
 from handler.engine import images, segment_rgb
 from handler.errors import InvalidRequest, ModelFileError
 from handler.model import SPEED_SIZES, Segmenter, build_pointrend, read_weights
-from handler.model.files import TEST_MODEL_AUTHOR, sha256_of
+from handler.model.files import sha256_of
 from handler.settings import Settings
+from infra.test_models import TEST_MODEL_AUTHOR
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,61 @@
+"""Test models: randomly initialised PointRend weights in the real file's format (``make-test-model``).
+
+Development tooling, not part of the service: the image never ships it (only ``handler/`` is copied), and the
+service's packages do not import it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from handler.model.files import save_weights
+
+if TYPE_CHECKING:
+    import torch
+
+TEST_MODEL_AUTHOR = "pointrend-lambda make-test-model (random init, NOT trained weights)"
+
+
+def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False) -> Path:
+    """A randomly initialised PointRend R50-FPN in exactly the real file's format.
+
+    The real ``pointrend_resnet50.pkl`` is a plain pickle ``{"model": {name: ndarray}, "__author__": ...}``
+    that PixelLib's (detectron2's) checkpointer reads; this writes the same structure with the same keys.
+    ``dense``: the crowded worst case, 100 objects (PixelLib's per-image cap) on any image (``dense_detector``).
+    """
+    import torch
+
+    from handler.model.pixellib import build_pointrend
+
+    torch.manual_seed(seed)
+    model = build_pointrend()
+    if dense:
+        dense_detector(model)
+    weights = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+    return save_weights(dest, weights, TEST_MODEL_AUTHOR)
+
+
+DENSE_CLASS = 0  # "person": a crowd
+DENSE_LOGIT = 30.0
+
+
+def dense_detector(model: torch.nn.Module) -> None:
+    """Make every RPN anchor a proposal and every proposal a certain ``person``: the crowded worst case.
+
+    Random RPN and box regressions blow boxes up to the image's edges (a handful survive the NMS), and the
+    random objectness ranks one FPN level first (all boxes one size). With zero deltas and zero objectness
+    the proposals are the anchors themselves, all levels alike (32 to 512 px at three aspect ratios on the
+    model input), and the boxes are the proposals. A zero-weight box classifier with a bias of +30 for one
+    class gives that class a softmax score of exactly 1.0 in float32 for every proposal, on any image and at
+    any confidence below 1; the NMS keeps hundreds and PixelLib's per-image cap keeps 100.
+    """
+    import torch
+
+    rpn = model.proposal_generator.rpn_head
+    box_predictor = model.roi_heads.box_predictor
+    with torch.no_grad():
+        for layer in (rpn.anchor_deltas, rpn.objectness_logits, box_predictor.bbox_pred, box_predictor.cls_score):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        box_predictor.cls_score.bias[DENSE_CLASS] = DENSE_LOGIT
