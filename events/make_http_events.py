@@ -1,9 +1,10 @@
 """Write the sample HTTP events in events/ (AWS's own shapes): `python events/make_http_events.py`.
 
-Each is a request as API Gateway (HTTP API payload 2.0, REST API payload 1.0) or a Lambda function URL
-hands it to the function, usable as is with `sam local invoke -e events/<name>.json` or
-`python -m handler invoke events/<name>.json`. The photo is tests/images/astronaut.jpg made 96 px wide,
-so that the events stay small; binary bodies are base64 with ``isBase64Encoded: true``, as AWS sends them.
+Each is a request as API Gateway (HTTP API payload 2.0, REST API payload 1.0), a Lambda function URL or an
+Application Load Balancer (a Lambda target group, with and without multi-value headers) hands it to the
+function, usable as is with `sam local invoke -e events/<name>.json` or `python -m handler invoke
+events/<name>.json`. The photo is tests/images/astronaut.jpg made 96 px wide, so that the events stay small;
+binary bodies are base64 with ``isBase64Encoded: true``, as AWS sends them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ USER_AGENT = "curl/8.5.0"
 SOURCE_IP = "198.51.100.7"
 TIME = "27/Nov/2026:10:15:30 +0000"
 TIME_EPOCH = 1795774530123
+ALB_HOST = "pointrend-alb-1234567890.us-east-1.elb.amazonaws.com"
+TARGET_GROUP_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/pointrend/49e9d65c45c6791a"
+TRACE_ID = "Root=1-67891233-abcdef012345678912345678"
 NOT_AN_IMAGE = b"This is a text file with a .jpg name, not a JPEG.\n"
 
 
@@ -160,6 +164,38 @@ def rest_api_v1(method: str, path: str, content_type: str, body: bytes) -> dict[
     }
 
 
+def alb(
+    method: str,
+    path: str,
+    query: dict[str, str] | None = None,
+    content_type: str | None = None,
+    body: bytes = b"",
+    *,
+    multi_value: bool = False,
+) -> dict[str, Any]:
+    """An Application Load Balancer's request to a Lambda target group. Query values arrive as the client
+    sent them (not URL-decoded); with the target group's ``lambda.multi_value_headers.enabled``, headers and
+    query come as ``multiValueHeaders`` / ``multiValueQueryStringParameters`` lists (and so must the answer's
+    headers). Text and JSON bodies arrive as is, others base64 with ``isBase64Encoded: true``."""
+    request_headers = headers(ALB_HOST, content_type, body)
+    request_headers.pop("host")
+    request_headers = {"host": ALB_HOST, **request_headers, "x-amzn-trace-id": TRACE_ID}
+    event: dict[str, Any] = {
+        "requestContext": {"elb": {"targetGroupArn": TARGET_GROUP_ARN}},
+        "httpMethod": method,
+        "path": path,
+    }
+    if multi_value:
+        event["multiValueQueryStringParameters"] = {name: [value] for name, value in (query or {}).items()}
+        event["multiValueHeaders"] = {name: [value] for name, value in request_headers.items()}
+    else:
+        event["queryStringParameters"] = dict(query or {})
+        event["headers"] = request_headers
+    event["body"] = base64.b64encode(body).decode()
+    event["isBase64Encoded"] = bool(body)
+    return event
+
+
 def sample_events() -> dict[str, dict[str, Any]]:
     jpeg = small_jpeg()
     form_type, form = multipart("image", "astronaut.jpg", "image/jpeg", jpeg)
@@ -174,6 +210,9 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "function-url-raw-jpeg.json": http_api_v2(
             "POST", "/segment", {"masks": "polygons"}, "image/jpeg", jpeg, function_url=True
         ),
+        "alb-multipart.json": alb("POST", "/segment", {"masks": "polygons"}, form_type, form),
+        "alb-multi-value-png.json": alb("POST", "/segment", {"format": "png"}, form_type, form, multi_value=True),
+        "alb-healthz.json": alb("GET", "/healthz"),
     }
 
 

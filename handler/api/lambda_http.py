@@ -1,4 +1,5 @@
-"""API Gateway (HTTP API payload 1.0/2.0, REST API) and function URL events into the FastAPI app, via Mangum.
+"""API Gateway (HTTP API payload 1.0/2.0, REST API), function URL and Application Load Balancer events into the
+FastAPI app, via Mangum.
 
 Mangum's own handlers raise whatever a malformed event makes them raise (KeyError, binascii.Error, ...); the
 checked ones below read the whole request first, so such an event is one ``MalformedEvent``, answered 400.
@@ -11,13 +12,13 @@ import json
 from typing import Any
 
 from mangum import Mangum
-from mangum.handlers import APIGateway, HTTPGateway
+from mangum.handlers import ALB, APIGateway, HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Scope
 
 from handler import metrics
 from handler.api.page import PAGE_CSP, SECURITY_HEADERS
 from handler.api.routes import app
-from handler.errors import MalformedEvent
+from handler.errors import CodedError, MalformedEvent, ResponseTooLarge
 from handler.logs import logger
 
 
@@ -49,12 +50,38 @@ class CheckedAPIGateway(CheckedRequest, APIGateway):
     """API Gateway REST API."""
 
 
-http_handler = Mangum(app, lifespan="off", custom_handlers=[CheckedHTTPGateway, CheckedAPIGateway])
+# An ALB passes a Lambda target at most 1 MB of response JSON (API Gateway: 6 MB, checked by the routes).
+ALB_RESPONSE_BYTES = 1024 * 1024
+
+
+class CheckedALB(CheckedRequest, ALB):
+    """Application Load Balancer target group (with or without multi-value headers). Beyond the ALB's 1 MB
+    the client would get a bare 502 from the load balancer: it gets our 413 instead."""
+
+    def __call__(self, response: Any) -> dict[str, Any]:
+        answer = super().__call__(response)
+        size = len(json.dumps(answer))
+        if size <= ALB_RESPONSE_BYTES:
+            return answer
+        return error_response(
+            ResponseTooLarge(
+                f"the answer would be {size} bytes, over the {ALB_RESPONSE_BYTES}-byte limit of an Application "
+                "Load Balancer's Lambda target. Ask for less (masks=none, format=png, a smaller overlay_max_side), "
+                "or use the jobs flow (POST /jobs) or the S3 path, whose results are written to S3"
+            ),
+            self.event,
+        )
+
+
+http_handler = Mangum(app, lifespan="off", custom_handlers=[CheckedALB, CheckedHTTPGateway, CheckedAPIGateway])
 
 
 def claims(event: Any) -> bool:
-    """HTTP API (payload 2.0) and function URLs carry ``version``; REST API (1.0) ``resource``."""
-    return isinstance(event, dict) and "requestContext" in event and ("version" in event or "resource" in event)
+    """HTTP API (payload 2.0) and function URLs carry ``version``; REST API (1.0) ``resource``; an ALB
+    ``requestContext.elb``."""
+    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+        return False
+    return "version" in event or "resource" in event or "elb" in event["requestContext"]
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -63,12 +90,18 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except MalformedEvent as exc:
         logger.warning("malformed http event", extra={"reason": exc.message})
         metrics.record_error("http", exc.code)
-        return malformed_event_response(exc)
+        return error_response(exc, event)
 
 
-def malformed_event_response(exc: MalformedEvent) -> dict[str, Any]:
-    """The JSON error body every route answers with, in the shape both API Gateway payload versions take."""
+def error_response(exc: CodedError, event: dict[str, Any]) -> dict[str, Any]:
+    """The JSON error body every route answers with, in the shape every front takes: an ALB target group
+    with multi-value headers reads only ``multiValueHeaders``; the others read ``headers``."""
     body = {"error": {"code": exc.code, "message": exc.message}}
     headers = {name.lower(): value for name, value in SECURITY_HEADERS.items()}
     headers.update({"content-type": "application/json", "content-security-policy": PAGE_CSP})
-    return {"statusCode": exc.status, "headers": headers, "body": json.dumps(body), "isBase64Encoded": False}
+    answer: dict[str, Any] = {"statusCode": exc.status, "body": json.dumps(body), "isBase64Encoded": False}
+    if "elb" in event.get("requestContext", {}) and "multiValueHeaders" in event:
+        answer["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
+    else:
+        answer["headers"] = headers
+    return answer

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
 from handler.engine.results import SEED_KEYS
 
-HTTP_EVENTS = sorted(path for path in EVENTS.glob("*.json") if path.name.startswith(("apigw-", "function-url")))
+HTTP_EVENTS = sorted(path for path in EVENTS.glob("*.json") if path.name.startswith(("apigw-", "function-url", "alb-")))
 
 # name -> (status, content type, schema of a JSON body or None for the PNG)
 EXPECTED: dict[str, tuple[int, str, type[BaseModel] | None]] = {
@@ -28,7 +28,25 @@ EXPECTED: dict[str, tuple[int, str, type[BaseModel] | None]] = {
     "apigw-http-healthz.json": (200, "application/json", HealthResponse),
     "apigw-rest-multipart.json": (200, "application/json", SegmentResponse),
     "function-url-raw-jpeg.json": (200, "application/json", SegmentResponse),
+    "alb-multipart.json": (200, "application/json", SegmentResponse),
+    "alb-multi-value-png.json": (200, "image/png", None),
+    "alb-healthz.json": (200, "application/json", HealthResponse),
 }
+
+
+def answer_headers(response: dict[str, Any]) -> dict[str, str]:
+    """The answer's headers, from ``multiValueHeaders`` where the front reads only those (an ALB target group
+    with multi-value headers on: every header there, none in ``headers``)."""
+    if "multiValueHeaders" in response and "headers" not in response:
+        assert all(len(values) == 1 for values in response["multiValueHeaders"].values())
+        return {name.lower(): values[0] for name, values in response["multiValueHeaders"].items()}
+    return response["headers"]
+
+
+def request_headers(event: dict[str, Any]) -> dict[str, str]:
+    if "headers" in event:
+        return event["headers"]
+    return {name: values[0] for name, values in event["multiValueHeaders"].items()}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -37,10 +55,10 @@ def load(name: str) -> dict[str, Any]:
 
 def sent_image(event: dict[str, Any]) -> bytes | None:
     """The image bytes inside the request the event carries (the one file of a multipart form, or raw)."""
-    if "body" not in event:
+    if not event.get("body"):
         return None
     body = base64.b64decode(event["body"]) if event["isBase64Encoded"] else event["body"].encode()
-    content_type = event["headers"]["content-type"]
+    content_type = request_headers(event)["content-type"]
     if not content_type.startswith("multipart/form-data"):
         return body
     boundary = content_type.split("boundary=", 1)[1].encode()
@@ -65,15 +83,19 @@ def test_http_event(lambda_handler, name: str) -> None:
     event = load(name)
     status, content_type, schema = EXPECTED[name]
     response = lambda_handler(event, FakeLambdaContext())
+    headers = answer_headers(response)
 
     assert response["statusCode"] == status, response["body"][:500]
-    assert response["headers"]["content-type"] == content_type
-    assert response["headers"]["x-content-type-options"] == "nosniff"
-    if "resource" in event:  # REST API (payload 1.0) answers carry multiValueHeaders
+    assert headers["content-type"] == content_type
+    assert headers["x-content-type-options"] == "nosniff"
+    if "resource" in event or "multiValueHeaders" in event:  # REST API and multi-value ALB answers
         assert "multiValueHeaders" in response
+    if "elb" in event["requestContext"]:  # an ALB reads either headers or multiValueHeaders, as the request came
+        assert ("multiValueHeaders" in response) == ("multiValueHeaders" in event)
+        assert ("headers" in response) == ("headers" in event)
     sent = sent_image(event)
     if sent is not None and status == 200:
-        assert response["headers"]["x-image-sha256"] == hashlib.sha256(sent).hexdigest()
+        assert headers["x-image-sha256"] == hashlib.sha256(sent).hexdigest()
     if schema is None:
         assert response["isBase64Encoded"] is True
         overlay = Image.open(io.BytesIO(base64.b64decode(response["body"], validate=True)))
@@ -93,6 +115,48 @@ def test_http_event(lambda_handler, name: str) -> None:
 def test_function_url_query_reaches_the_route(lambda_handler) -> None:
     body = json.loads(lambda_handler(load("function-url-raw-jpeg.json"), FakeLambdaContext())["body"])
     assert "polygons" in body and "masks" not in body  # the event asks for masks=polygons
+
+
+def test_alb_query_reaches_the_route(lambda_handler) -> None:
+    body = json.loads(lambda_handler(load("alb-multipart.json"), FakeLambdaContext())["body"])
+    assert "polygons" in body and "masks" not in body  # the event asks for masks=polygons
+
+
+def test_alb_query_values_are_decoded_once(lambda_handler) -> None:
+    """An ALB passes query values as the client encoded them (it decodes nothing): person%2Cdog is one list."""
+    event = load("alb-healthz.json") | {"path": "/segment", "httpMethod": "POST"}
+    event["queryStringParameters"] = {"classes": "person%2Cunicorn"}
+    response = lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 422
+    assert "['unicorn']" in json.loads(response["body"])["error"]["message"]
+
+
+def test_alb_answer_over_its_1_mb_is_a_413_not_a_bare_502(lambda_handler, monkeypatch) -> None:
+    from handler.api import lambda_http
+
+    names = ("alb-multipart.json", "alb-multi-value-png.json")
+    sizes = {name: len(json.dumps(lambda_handler(load(name), FakeLambdaContext()))) for name in names}
+    small = len(json.dumps(lambda_handler(load("alb-healthz.json"), FakeLambdaContext())))
+    assert small < min(sizes.values())
+    monkeypatch.setattr(lambda_http, "ALB_RESPONSE_BYTES", small)  # the same check, with a lower limit
+    assert lambda_handler(load("alb-healthz.json"), FakeLambdaContext())["statusCode"] == 200
+    for name in names:
+        event = load(name)
+        response = lambda_handler(event, FakeLambdaContext())
+        assert response["statusCode"] == 413
+        error = json.loads(response["body"])["error"]
+        assert error["code"] == "response_too_large" and f"{sizes[name]} bytes" in error["message"]
+        assert answer_headers(response)["content-type"] == "application/json"
+        assert ("multiValueHeaders" in response) == ("multiValueHeaders" in event)
+
+
+def test_a_malformed_alb_event_is_a_400(lambda_handler) -> None:
+    event = load("alb-multi-value-png.json")
+    del event["httpMethod"]
+    response = lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "malformed_event"
+    assert answer_headers(response)["content-type"] == "application/json"
 
 
 def test_too_little_time_left_is_a_503_before_the_model_runs(lambda_handler) -> None:

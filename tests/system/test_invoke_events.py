@@ -215,7 +215,7 @@ def test_event_through_the_runtime(run: Run, name: str) -> None:
     event = read_event(name)
     if name in run.plans:
         check_s3(run, run.plans[name], run.responses[name])
-    elif "requestContext" in event and ("version" in event or "resource" in event):
+    elif "requestContext" in event and ("version" in event or "resource" in event or "elb" in event["requestContext"]):
         check_http(event, run.responses[name])
     else:
         pytest.fail(f"no expectation for events/{name}: neither an HTTP request nor an S3 event")
@@ -225,13 +225,21 @@ def test_event_through_the_runtime(run: Run, name: str) -> None:
 
 
 def request_of(event: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
-    """(method, path, query) of an API Gateway v1/v2 or function URL event."""
+    """(method, path, query) of an API Gateway v1/v2, function URL or ALB event."""
     if "httpMethod" in event:
         method, path = event["httpMethod"], event["path"]
     else:
         method, path = event["requestContext"]["http"]["method"], event["rawPath"]
-    query = event.get("queryStringParameters") or dict(parse_qsl(event.get("rawQueryString", "")))
+    multi = {name: values[-1] for name, values in (event.get("multiValueQueryStringParameters") or {}).items()}
+    query = event.get("queryStringParameters") or multi or dict(parse_qsl(event.get("rawQueryString", "")))
     return method, path, query
+
+
+def single_headers(message: dict[str, Any]) -> dict[str, str]:
+    """Headers by lowercase name, from ``headers`` or (an ALB with multi-value headers) ``multiValueHeaders``."""
+    if "headers" in message:
+        return {name.lower(): value for name, value in message["headers"].items()}
+    return {name.lower(): values[-1] for name, values in message["multiValueHeaders"].items()}
 
 
 def sent_image(event: dict[str, Any]) -> bytes | None:
@@ -239,7 +247,7 @@ def sent_image(event: dict[str, Any]) -> bytes | None:
     if not event.get("body"):
         return None
     body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else event["body"].encode()
-    content_type = {k.lower(): v for k, v in event["headers"].items()}.get("content-type", "")
+    content_type = single_headers(event).get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         return body
     boundary = content_type.split("boundary=", 1)[1].encode()
@@ -257,7 +265,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
 
 
 def json_body(response: dict[str, Any]) -> dict[str, Any]:
-    assert response["headers"]["content-type"] == "application/json"
+    assert single_headers(response)["content-type"] == "application/json"
     assert response.get("isBase64Encoded") is False
     return json.loads(response["body"])
 
@@ -283,7 +291,7 @@ def check_http(event: dict[str, Any], response: dict[str, Any]) -> None:
         assert body["mask_shape"][:2] == [size[1], size[0]]
     elif (method, path) == ("POST", "/segment") and query.get("format") == "png":
         assert status == 200, response["body"][:500]
-        assert response["headers"]["content-type"] == "image/png"
+        assert single_headers(response)["content-type"] == "image/png"
         assert response["isBase64Encoded"] is True
         overlay = Image.open(io.BytesIO(base64.b64decode(response["body"], validate=True)))
         assert (overlay.format, overlay.size) == ("PNG", size)
