@@ -26,9 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
 
-    segment = commands.add_parser("segment", help="segment image files, writing <name>.json / <name>.png")
+    segment = commands.add_parser(
+        "segment",
+        help="segment image files, writing <name.ext>.json / <name.ext>.png (never over an input or an existing file)",
+    )
     segment.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    segment.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    segment.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out"),
+        help="output folder (default: ./out); inputs from several folders keep their folders under it",
+    )
+    segment.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     segment.add_argument("--format", choices=("json", "png", "both"), default="both")
     segment.add_argument("--masks", choices=("rle", "polygons", "none"), default="rle")
     segment.add_argument("--confidence", type=float, default=None, help="0..1 (default: SEG_CONFIDENCE)")
@@ -131,7 +140,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     classes = args.classes.split(",") if args.classes else None
     options = SegmentOptions(confidence=args.confidence, classes=classes, detection_speed=args.speed)
-    report = segment_files(args.images, args.out, args.format, args.masks, options)
+    report = segment_files(args.images, args.out, args.format, args.masks, options, overwrite=args.overwrite)
     print(report.summary())
     return 0 if not report.failed else 1
 

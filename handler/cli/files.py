@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
 from handler.engine import MaskFormat, SegmentOptions, get_segmenter, render_png, segment_bytes
 from handler.errors import ServiceError
@@ -20,24 +21,28 @@ def segment_files(
     output_format: str = "both",
     masks: MaskFormat = "rle",
     options: SegmentOptions = SegmentOptions(),
+    overwrite: bool = False,
 ) -> FilesReport:
+    """``<name>.json`` / ``<name>.png`` per input, named by ``OutputPlan`` (inputs named twice count once)."""
     settings = get_settings()
     segmenter = get_segmenter()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    unique = list(dict.fromkeys(path.resolve() for path in paths))
+    plan = OutputPlan(unique, out_dir, overwrite)
+    suffixes = {"json": [".json"], "png": [".png"], "both": [".json", ".png"]}[output_format]
     report = FilesReport()
-    for path in tqdm(paths, unit="image", desc="segment"):
+    for path in tqdm(unique, unit="image", desc="segment"):
         try:
+            targets = plan.targets(path, suffixes)  # before the model's work: a refusal costs nothing
             segmented = segment_bytes(path.read_bytes(), segmenter, settings, options)
-        except (ServiceError, OSError) as exc:
+            targets[0].parent.mkdir(parents=True, exist_ok=True)
+        except (ServiceError, OSError, OutputRefused) as exc:
             report.failed[path] = getattr(exc, "message", None) or str(exc)
             continue
-        if output_format in ("json", "both"):
-            target = out_dir / f"{path.stem}.json"
-            target.write_text(json.dumps(segmented.result.to_json(masks)))
-            report.written.append(target)
-        if output_format in ("png", "both"):
-            target = out_dir / f"{path.stem}.png"
-            target.write_bytes(render_png(segmented.rgb, segmented.result, settings.overlay_max_side))
+        for target in targets:
+            if target.suffix == ".json":
+                target.write_text(json.dumps(segmented.result.to_json(masks)))
+            else:
+                target.write_bytes(render_png(segmented.rgb, segmented.result, settings.overlay_max_side))
             report.written.append(target)
         report.succeeded += 1
         report.objects += len(segmented.result)

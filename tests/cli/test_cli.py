@@ -28,18 +28,72 @@ def test_segment_a_folder_with_one_bad_file(tmp_path, segmenter, capsys):
     summary = capsys.readouterr().out
     assert code == 1
     assert "2 segmented" in summary and "1 failed" in summary and "notes.jpg" in summary
-    assert sorted(p.name for p in out.iterdir()) == ["astronaut.json", "astronaut.png", "chelsea.json", "chelsea.png"]
-    body = json.loads((out / "astronaut.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == [
+        "astronaut.jpg.json",
+        "astronaut.jpg.png",
+        "chelsea.jpg.json",
+        "chelsea.jpg.png",
+    ]
+    body = json.loads((out / "astronaut.jpg.json").read_text())
     assert body["image"] == {"width": 320, "height": 320} and body["mask_shape"][2] == len(body["masks"])
-    with Image.open(out / "astronaut.png") as overlay:
+    with Image.open(out / "astronaut.jpg.png") as overlay:
         assert overlay.size == (320, 320)
 
 
 def test_segment_all_good_exits_zero_and_json_only(tmp_path, segmenter, capsys):
     code = main(["segment", str(IMAGES / "rocket.jpg"), "--out", str(tmp_path), "--format", "json"])
     assert code == 0
-    assert [p.name for p in tmp_path.iterdir()] == ["rocket.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rocket.jpg.json"]
     assert "1 segmented" in capsys.readouterr().out
+
+
+def test_same_names_in_two_folders_both_get_their_results(tmp_path, segmenter, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(IMAGES / ("rocket.jpg" if folder == "a" else "chelsea.jpg"), tmp_path / folder / "x.jpg")
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "a/x.jpg"), str(tmp_path / "b/x.jpg"), "--out", str(out)]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a/x.jpg.json", "a/x.jpg.png", "b/x.jpg.json", "b/x.jpg.png"]
+    sizes = {json.loads((out / folder / "x.jpg.json").read_text())["image"]["width"] for folder in ("a", "b")}
+    assert len(sizes) == 2  # each its own image's result: rocket and chelsea differ in size
+    assert "2 segmented" in capsys.readouterr().out
+
+
+def test_outputs_into_the_inputs_folder_never_replace_an_input(tmp_path, segmenter, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(IMAGES / "coffee.png", photos / "c.png")
+    shutil.copy(IMAGES / "coffee.png", photos / "c.png.png")  # what c.png's overlay would be called
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    code = main(["segment", str(photos / "c.png"), str(photos / "c.png.png"), "--out", str(photos), "--format", "png"])
+    assert code == 1
+    summary = capsys.readouterr().out
+    assert "would replace an input file" in summary and "1 segmented" in summary
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.name in before} == before  # inputs intact
+    assert sorted(p.name for p in photos.iterdir()) == ["c.png", "c.png.png", "c.png.png.png"]
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, segmenter, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rocket.jpg.json").write_text("mine")
+    image = str(IMAGES / "rocket.jpg")
+    assert main(["segment", image, "--out", str(out), "--format", "json"]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().out
+    assert (out / "rocket.jpg.json").read_text() == "mine"
+    assert main(["segment", image, "--out", str(out), "--format", "json", "--overwrite"]) == 0
+    assert json.loads((out / "rocket.jpg.json").read_text())["image"]["width"] > 0
+
+
+def test_output_names_mirror_folders_under_the_common_root(tmp_path):
+    from handler.cli.naming import OutputPlan, common_root, output_base
+
+    inputs = [tmp_path / "a" / "x.jpg", tmp_path / "a" / "deep" / "x.jpg"]
+    assert common_root(inputs) == tmp_path.resolve() / "a"
+    plan = OutputPlan(inputs, tmp_path / "out")
+    assert plan.targets(inputs[1], [".json"]) == [tmp_path / "out" / "deep" / "x.jpg.json"]
+    assert output_base(inputs[0], plan.root, tmp_path / "out").with_suffix(".jpg.objects").name == "x.jpg.objects"
 
 
 def test_help_lists_every_command():
