@@ -80,7 +80,41 @@ class Settings(BaseSettings):
         # With neither, every upload would look like the function's own output and be skipped forever.
         if not self.output_bucket and not self.output_prefix:
             raise ValueError("SEG_OUTPUT_PREFIX may be empty only with a separate SEG_OUTPUT_BUCKET")
+        problems = prefix_conflicts(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def prefix_conflicts(settings: Settings) -> list[str]:
+    """Input and output prefixes that contain one another in one bucket: a setup that cannot work.
+
+    Inputs under the output prefix are all skipped as "an output" (nothing is ever segmented); outputs
+    under the input prefix trigger the worker on every result it writes. With SEG_OUTPUT_BUCKET the
+    outputs go to another bucket, except a job's when that bucket is also SEG_JOBS_BUCKET.
+    """
+    same_bucket = not settings.output_bucket or settings.output_bucket == settings.jobs_bucket
+    problems = []
+    inputs, outputs = settings.input_prefix, settings.output_prefix
+    if same_bucket and (inputs.startswith(outputs) or outputs.startswith(inputs)):
+        outer, inner = (outputs, inputs) if inputs.startswith(outputs) else (inputs, outputs)
+        problems.append(
+            f"SEG_INPUT_PREFIX={inputs!r} and SEG_OUTPUT_PREFIX={outputs!r} contain one another in the same bucket "
+            f"({inner!r} lies under {outer!r}): "
+            + (
+                "every upload would be skipped as an output of this function"
+                if outer == outputs
+                else "every result written would trigger the function again"
+            )
+            + "; choose prefixes apart (uploads/ and results/) or set SEG_OUTPUT_BUCKET to another bucket"
+        )
+    backfill = settings.backfill_prefix
+    if settings.backfill_bucket and not settings.output_bucket and backfill.startswith(outputs):
+        problems.append(
+            f"SEG_BACKFILL_PREFIX={backfill!r} lies under SEG_OUTPUT_PREFIX={outputs!r} in "
+            f"{settings.backfill_bucket!r}: every object a backfill names would be skipped as an output"
+        )
+    return problems
 
 
 @lru_cache(maxsize=1)

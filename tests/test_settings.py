@@ -1,4 +1,9 @@
+import os
+import subprocess
+import sys
+
 import pytest
+from conftest import REPO
 from pydantic import ValidationError
 
 from handler.settings import Settings
@@ -39,3 +44,57 @@ def test_channels_last_option_reaches_the_segmenter(monkeypatch, test_model_path
     settings = Settings()
     assert settings.channels_last is True
     assert Segmenter(settings).channels_last is True
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"input_prefix": "results/in/", "output_prefix": "results/"}, "skipped as an output"),
+        ({"input_prefix": "uploads/", "output_prefix": "uploads/results/"}, "trigger the function again"),
+        ({"input_prefix": "same/", "output_prefix": "same/"}, "skipped as an output"),
+        ({"input_prefix": "", "output_prefix": "results/"}, "trigger the function again"),
+        # the jobs' results share the jobs bucket when it is also the output bucket
+        ({"input_prefix": "a/", "output_prefix": "a/b/", "output_bucket": "j", "jobs_bucket": "j"}, "trigger"),
+    ],
+)
+def test_prefixes_that_contain_one_another_in_one_bucket_are_refused(changes, named):
+    with pytest.raises(ValidationError) as refused:
+        Settings(**changes)
+    message = str(refused.value)
+    assert f"SEG_INPUT_PREFIX={changes['input_prefix']!r}" in message
+    assert f"SEG_OUTPUT_PREFIX={changes['output_prefix']!r}" in message
+    assert named in message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"input_prefix": "uploads/", "output_prefix": "results/"},
+        {"input_prefix": "up/", "output_prefix": "uploads/"},  # a shared first letter is not containment
+        {"input_prefix": "uploads/", "output_prefix": "uploads/results/", "output_bucket": "elsewhere"},
+        {"input_prefix": "", "output_prefix": "", "output_bucket": "elsewhere"},
+    ],
+)
+def test_prefixes_apart_or_in_another_bucket_are_accepted(changes):
+    assert Settings(**changes).output_prefix == changes["output_prefix"]
+
+
+def test_a_backfill_prefix_under_the_output_prefix_is_refused():
+    with pytest.raises(ValidationError, match="SEG_BACKFILL_PREFIX='results/old/'"):
+        Settings(backfill_bucket="archive", backfill_prefix="results/old/")
+    assert Settings(backfill_bucket="archive", backfill_prefix="").backfill_prefix == ""
+
+
+@pytest.mark.parametrize("entry", ["serve", "lambda"])
+def test_nested_prefixes_stop_serve_and_the_lambda_init_naming_both(entry, test_model_path):
+    env = {**os.environ, "SEG_INPUT_PREFIX": "results/in/", "SEG_OUTPUT_PREFIX": "results/"}
+    command = (
+        [sys.executable, "-m", "handler", "serve", "--port", "1"]
+        if entry == "serve"
+        else [sys.executable, "-c", "import handler.lambda_function"]
+    )
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert result.returncode != 0
+    assert "SEG_INPUT_PREFIX='results/in/'" in result.stderr and "SEG_OUTPUT_PREFIX='results/'" in result.stderr
+    if entry == "serve":  # refused before uvicorn starts or the model loads: one line, no traceback
+        assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -129,7 +129,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
+    from handler.settings import get_settings
+
+    try:  # a setup that cannot work stops here, before the model loads, with what to change
+        get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            print(f"error: settings: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
     uvicorn.run("handler.api:app", host=args.host, port=args.port, log_level="info")
     return 0
 
