@@ -156,7 +156,7 @@ def rle_vs_nested() -> tuple[int, int]:
     import cv2
     import numpy as np
 
-    from handler.engine.results import Segmentation
+    from handler.engine import crop_rle
     from handler.model import MaskCrop
 
     height, width, count = RLE_SHAPE
@@ -167,16 +167,7 @@ def rle_vs_nested() -> tuple[int, int]:
         axes = (int(rng.integers(30, 150)), int(rng.integers(30, 150)))
         cv2.ellipse(mask, center, axes, float(rng.integers(0, 180)), 0, 360, 1, thickness=-1)
     masks = masks.astype(bool)
-    ours = Segmentation(
-        width=width,
-        height=height,
-        boxes=np.zeros((count, 4), np.float32),
-        scores=np.zeros(count, np.float32),
-        class_ids=np.zeros(count, np.int64),
-        class_names=["person"] * count,
-        masks=[MaskCrop(0, 0, mask) for mask in masks],
-    )
-    rle_bytes = len(json.dumps(ours.rle_masks()))
+    rle_bytes = len(json.dumps([crop_rle(MaskCrop(0, 0, mask), height, width) for mask in masks]))
     nested_bytes = len(json.dumps(masks.transpose(1, 2, 0).tolist()))  # H x W x N, as PixelLib returns it
     return nested_bytes, rle_bytes
 
@@ -262,10 +253,12 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
                 result, _ = stock.segmentFrame(bgr.copy())
                 conn.send({k: np.asarray(result[k]) for k in ("class_ids", "boxes", "masks")})
             else:
+                from pycocotools import mask as coco_mask
+
                 found = segment_rgb(rgb, segmenter, confidence)
                 masks = np.zeros((len(found), *rgb.shape[:2]), bool)  # full size, to compare with stock's
-                for mask, crop in zip(masks, found.masks, strict=True):
-                    mask[crop.top : crop.bottom, crop.left : crop.right] = crop.mask
+                for mask, rle in zip(masks, found.masks, strict=True):
+                    mask[:] = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
                 conn.send({"class_ids": found.class_ids, "boxes": np.asarray(found.seed_boxes), "masks": masks})
             continue
         times = {}

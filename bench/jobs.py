@@ -79,7 +79,7 @@ def main() -> None:
     from handler import storage
     from handler.api import app
     from handler.cli.submit import JobsClient
-    from handler.engine import render_png, segment_bytes
+    from handler.engine import Outputs, segment_bytes
     from handler.lambda_function import lambda_handler
     from handler.model import get_segmenter
     from handler.settings import get_settings
@@ -122,8 +122,9 @@ def main() -> None:
     data = image.read_bytes()
     direct_started = time.perf_counter()
     settings = get_settings()
-    segmented = segment_bytes(data, get_segmenter(), settings)
-    render_png(segmented.rgb, segmented.result, settings.overlay_max_side)  # the S3 side writes it too
+    # The S3 side writes the overlay too.
+    outputs = Outputs(overlay=True, overlay_max_side=settings.overlay_max_side)
+    segmented = segment_bytes(data, get_segmenter(), settings, outputs=outputs)
     direct = time.perf_counter() - direct_started
     moto.stop()
     print(

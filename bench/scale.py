@@ -52,7 +52,7 @@ def worker(megapixels: int, kind: str) -> dict:
     """In a fresh process: load, warm up, run one image of ``megapixels`` through ``kind``'s path."""
     import numpy as np
 
-    from handler.engine import images, render, render_png, segment_bytes
+    from handler.engine import Outputs, images, render, segment_bytes
     from handler.engine.results import Segmentation
     from handler.model import MaskCrop, Segmenter
     from handler.settings import Settings
@@ -63,10 +63,10 @@ def worker(megapixels: int, kind: str) -> dict:
     warm = make_jpeg(640, 480)
 
     def ours(upload: bytes) -> tuple[int, int, int]:
-        segmented = segment_bytes(upload, segmenter, settings)
-        body = json.dumps(segmented.result.to_json("rle"))
-        png = render_png(segmented.rgb, segmented.result, settings.overlay_max_side)
-        return len(segmented.result), len(body), len(png)
+        outputs = Outputs(masks="rle", overlay=True, overlay_max_side=settings.overlay_max_side)
+        segmented = segment_bytes(upload, segmenter, settings, outputs=outputs)
+        body = json.dumps(segmented.result.to_json())
+        return len(segmented.result), len(body), len(segmented.result.overlay_png or b"")
 
     def stock(upload: bytes) -> tuple[int, int, int]:
         import cv2
@@ -95,9 +95,9 @@ def worker(megapixels: int, kind: str) -> dict:
             scores=found["instances"].scores.numpy(),
             class_ids=found["instances"].pred_classes.numpy(),
             class_names=["person"] * count,
-            masks=[MaskCrop(0, 0, mask) for mask in masks],
         )
-        ok, png = cv2.imencode(".png", cv2.cvtColor(render(rgb, result, None), cv2.COLOR_RGB2BGR))
+        crops = [MaskCrop(0, 0, mask) for mask in masks]
+        ok, png = cv2.imencode(".png", cv2.cvtColor(render(rgb, result, crops, None), cv2.COLOR_RGB2BGR))
         assert ok
         return count, len(body), len(png)
 

@@ -37,12 +37,11 @@ from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipar
 from handler.deadline import LambdaContext
 from handler.engine import (
     MODEL_NAME,
-    MaskFormat,
+    Outputs,
     SegmentedImage,
     Segmenter,
     SegmentOptions,
     get_segmenter,
-    render_png,
     segment_bytes,
 )
 from handler.errors import InvalidRequest, ModelFileError
@@ -112,10 +111,11 @@ class Job:
     options: SegmentOptions
     render: Render
     context: LambdaContext | None  # Mangum puts the Lambda context in the ASGI scope; None elsewhere
+    outputs: Outputs  # what the render needs made from each mask while the model's objects are pasted
 
     def __call__(self, segmenter: Segmenter, settings: Settings) -> Response:
         data = self.source if isinstance(self.source, bytes) else read_allowed(self.source, settings)
-        segmented = segment_bytes(data, segmenter, settings, self.options, self.context)
+        segmented = segment_bytes(data, segmenter, settings, self.options, self.context, self.outputs)
         result = segmented.result
         logger.info("segmented", extra={"objects": len(result), "timings_ms": result.timings_ms})
         metrics.record_image("http", result)
@@ -124,24 +124,16 @@ class Job:
         return response
 
 
-def _json(masks: MaskFormat, overlay_max_side: int | None) -> Render:
-    """The result as JSON; with ``overlay_max_side`` the overlay PNG too, base64."""
-
-    def render(segmented: SegmentedImage) -> Response:
-        body = segmented.result.to_json(masks=masks)
-        if overlay_max_side:
-            png = render_png(segmented.rgb, segmented.result, overlay_max_side)
-            body["overlay_png_base64"] = base64.b64encode(png).decode()
-        return JSONResponse(body)
-
-    return render
+def _json(segmented: SegmentedImage) -> Response:
+    """The result as JSON, with the overlay PNG (base64) when it was drawn."""
+    body = segmented.result.to_json()
+    if segmented.result.overlay_png is not None:
+        body["overlay_png_base64"] = base64.b64encode(segmented.result.overlay_png).decode()
+    return JSONResponse(body)
 
 
-def _png(overlay_max_side: int) -> Render:
-    def render(segmented: SegmentedImage) -> Response:
-        return Response(render_png(segmented.rgb, segmented.result, overlay_max_side), media_type="image/png")
-
-    return render
+def _png(segmented: SegmentedImage) -> Response:
+    return Response(segmented.result.overlay_png, media_type="image/png")
 
 
 def _seed_json(segmented: SegmentedImage) -> Response:
@@ -169,10 +161,17 @@ async def segment(
     if options.overlay_max_side is not None and options.overlay_max_side > settings.overlay_max_side:
         raise InvalidRequest(f"overlay_max_side is at most {settings.overlay_max_side} (SEG_OVERLAY_MAX_SIDE)")
     side = options.overlay_max_side or settings.overlay_max_side
-    render = _png(side) if options.format == "png" else _json(options.masks, side if options.overlay else None)
+    if options.format == "png":
+        render, outputs = _png, Outputs(masks="none", overlay=True, overlay_max_side=side)
+    else:
+        render, outputs = _json, Outputs(masks=options.masks, overlay=bool(options.overlay), overlay_max_side=side)
     with admission.admit():
         job = Job(
-            await image_source(request, settings), options.segment_options(), render, request.scope.get("aws.context")
+            await image_source(request, settings),
+            options.segment_options(),
+            render,
+            request.scope.get("aws.context"),
+            outputs,
         )
         return await run_in_threadpool(admission.run, job, segmenter, settings)
 
@@ -192,7 +191,13 @@ async def segmentapi(
     """The ancestor PixelLibAPI's route: multipart `image` in, its six keys out (scores as ints 0-100)."""
     with admission.admit():
         data = await multipart_image(request, settings)
-        job = Job(data, SegmentOptions(confidence=settings.confidence), _seed_json, request.scope.get("aws.context"))
+        job = Job(
+            data,
+            SegmentOptions(confidence=settings.confidence),
+            _seed_json,
+            request.scope.get("aws.context"),
+            Outputs(masks="none"),
+        )
         return await run_in_threadpool(admission.run, job, segmenter, settings)
 
 

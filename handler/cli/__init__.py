@@ -114,10 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test_model.add_argument("path", type=Path)
     test_model.add_argument("--seed", type=int, default=0)
-    test_model.add_argument(
+    kind = test_model.add_mutually_exclusive_group()
+    kind.add_argument(
         "--dense",
         action="store_true",
         help="the crowded worst case: 100 objects (PixelLib's per-image cap) on any image at any confidence < 1",
+    )
+    kind.add_argument(
+        "--worst",
+        action="store_true",
+        help="the memory worst case: every class's boxes as large as the model can make them (80 objects, each a "
+        "whole-image box) at confidence < 0.01",
     )
     return parser
 
@@ -216,8 +223,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_make_test_model(args: argparse.Namespace) -> int:
     from infra.test_models import make_test_model
 
-    path = make_test_model(args.path, seed=args.seed, dense=args.dense)
-    print(json.dumps({"path": str(path), "bytes": path.stat().st_size, "seed": args.seed, "dense": args.dense}))
+    path = make_test_model(args.path, seed=args.seed, dense=args.dense, worst=args.worst)
+    report = {"path": str(path), "bytes": path.stat().st_size, "seed": args.seed, "dense": args.dense}
+    print(json.dumps({**report, "worst": args.worst}))
     return 0
 
 

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
-from handler.engine import MaskFormat, SegmentOptions, get_segmenter, render_png, segment_bytes
+from handler.engine import MaskFormat, Outputs, SegmentOptions, get_segmenter, segment_bytes
 from handler.errors import ServiceError
 from handler.settings import get_settings
 
@@ -29,20 +29,22 @@ def segment_files(
     unique = list(dict.fromkeys(path.resolve() for path in paths))
     plan = OutputPlan(unique, out_dir, overwrite)
     suffixes = {"json": [".json"], "png": [".png"], "both": [".json", ".png"]}[output_format]
+    writes_json, writes_png = ".json" in suffixes, ".png" in suffixes
+    outputs = Outputs(masks if writes_json else "none", overlay=writes_png, overlay_max_side=settings.overlay_max_side)
     report = FilesReport()
     for path in tqdm(unique, unit="image", desc="segment"):
         try:
             targets = plan.targets(path, suffixes)  # before the model's work: a refusal costs nothing
-            segmented = segment_bytes(path.read_bytes(), segmenter, settings, options)
+            segmented = segment_bytes(path.read_bytes(), segmenter, settings, options, outputs=outputs)
             targets[0].parent.mkdir(parents=True, exist_ok=True)
         except (ServiceError, OSError, OutputRefused) as exc:
             report.failed[path] = getattr(exc, "message", None) or str(exc)
             continue
         for target in targets:
             if target.suffix == ".json":
-                target.write_text(json.dumps(segmented.result.to_json(masks)))
+                target.write_text(json.dumps(segmented.result.to_json()))
             else:
-                target.write_bytes(render_png(segmented.rgb, segmented.result, settings.overlay_max_side))
+                target.write_bytes(segmented.result.overlay_png or b"")
             report.written.append(target)
         report.succeeded += 1
         report.objects += len(segmented.result)

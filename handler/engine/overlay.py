@@ -1,13 +1,14 @@
 """The picture of a result: masks, outlines, boxes and labels drawn over the image, as PNG.
 
 The long side is capped (``max_side``): the image is scaled down first and each object's mask is drawn from
-its crop, scaled, one object at a time on the one canvas. Uncapped, the pixels are those of drawing the
-full-size masks.
+its crop, scaled, one object at a time on the one canvas, as the engine hands it over (an ``ObjectConsumer``).
+Uncapped, the pixels are those of drawing the full-size masks.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -27,33 +28,72 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
-def render(rgb: np.ndarray, result: Segmentation, max_side: int | None = None) -> np.ndarray:
-    """A new RGB array, its long side at most ``max_side`` (no cap when None); ``rgb`` is not modified."""
-    height, width = rgb.shape[:2]
-    factor = min(1.0, max_side / max(height, width)) if max_side else 1.0
-    if factor < 1.0:
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+class OverlayDrawer:
+    """``ObjectConsumer``: paints each object's mask on one canvas, scaled down to ``max_side`` first (no cap when
+    None); ``finish`` draws outlines, boxes and labels and stores the PNG in ``result.overlay_png`` (or, with
+    ``as_png=False``, the RGB array in ``self.image``). Keeps the canvas and each object's outline points."""
+
+    def __init__(self, max_side: int | None = None, *, as_png: bool = True) -> None:
+        self.max_side = max_side
+        self.as_png = as_png
+        self.image: np.ndarray | None = None
+
+    def start(self, rgb: np.ndarray, result: Segmentation) -> None:
         height, width = rgb.shape[:2]
-    canvas = rgb.astype(np.float32)
-    scale = max(height, width) / 640
-    thickness = max(1, round(2 * scale))
-    font_scale = max(0.4, 0.5 * scale)
-    colours = [class_colour(int(class_id)) for class_id in result.class_ids]
-    crops = [_scaled(crop, factor, height, width) for crop in result.masks]
-    for crop, colour in zip(crops, colours, strict=True):
-        tile = canvas[crop.top : crop.bottom, crop.left : crop.right]
-        tile[crop.mask] = tile[crop.mask] * (1 - MASK_OPACITY) + np.array(colour, np.float32) * MASK_OPACITY
-    out = np.ascontiguousarray(canvas.round().astype(np.uint8))
-    del canvas
-    for crop, colour in zip(crops, colours, strict=True):
-        cv2.drawContours(out, outer_contours(crop), -1, colour, thickness)
-    boxes = result.seed_boxes if factor == 1.0 else (result.boxes * factor).astype(np.int64).tolist()
-    for box, name, score, colour in zip(boxes, result.class_names, result.seed_scores, colours, strict=True):
-        x1, y1, x2, y2 = box
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
-        _draw_label(out, f"{name} {score}%", (x1, y1), colour, font_scale, thickness)
-    return out
+        self._factor = min(1.0, self.max_side / max(height, width)) if self.max_side else 1.0
+        if self._factor < 1.0:
+            size = (max(1, round(width * self._factor)), max(1, round(height * self._factor)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        self._canvas = rgb.astype(np.float32)
+        self._colours = [class_colour(int(class_id)) for class_id in result.class_ids]
+        self._outlines: list[Sequence[np.ndarray]] = []
+
+    def add(self, index: int, crop: MaskCrop) -> None:
+        height, width = self._canvas.shape[:2]
+        crop = _scaled(crop, self._factor, height, width)
+        tile = self._canvas[crop.top : crop.bottom, crop.left : crop.right]
+        colour = np.array(self._colours[index], np.float32)
+        tile[crop.mask] = tile[crop.mask] * (1 - MASK_OPACITY) + colour * MASK_OPACITY
+        self._outlines.append(outer_contours(crop))
+
+    def finish(self, result: Segmentation) -> None:
+        out = np.ascontiguousarray(self._canvas.round().astype(np.uint8))
+        del self._canvas
+        scale = max(out.shape[:2]) / 640
+        thickness = max(1, round(2 * scale))
+        font_scale = max(0.4, 0.5 * scale)
+        for outline, colour in zip(self._outlines, self._colours, strict=True):
+            cv2.drawContours(out, outline, -1, colour, thickness)
+        factor = self._factor
+        boxes = result.seed_boxes if factor == 1.0 else (result.boxes * factor).astype(np.int64).tolist()
+        for box, name, score, colour in zip(boxes, result.class_names, result.seed_scores, self._colours, strict=True):
+            x1, y1, x2, y2 = box
+            cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+            _draw_label(out, f"{name} {score}%", (x1, y1), colour, font_scale, thickness)
+        self._outlines = []
+        if self.as_png:
+            result.overlay_png = encode_png(out)
+        else:
+            self.image = out
+
+
+def render(rgb: np.ndarray, result: Segmentation, crops: Iterable[MaskCrop], max_side: int | None = None) -> np.ndarray:
+    """The overlay of ``crops`` (one per object of ``result``) as a new RGB array, its long side at most
+    ``max_side`` (no cap when None); ``rgb`` is not modified."""
+    drawer = OverlayDrawer(max_side, as_png=False)
+    drawer.start(rgb, result)
+    for index, crop in enumerate(crops):
+        drawer.add(index, crop)
+    drawer.finish(result)
+    assert drawer.image is not None
+    return drawer.image
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return encoded.tobytes()
 
 
 def _scaled(crop: MaskCrop, factor: float, height: int, width: int) -> MaskCrop:
@@ -81,10 +121,3 @@ def _draw_label(
     luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
     cv2.putText(out, text, (x + 2, top + text_h + 2), FONT, font_scale, ink, thickness, cv2.LINE_AA)
-
-
-def render_png(rgb: np.ndarray, result: Segmentation, max_side: int | None = None) -> bytes:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(render(rgb, result, max_side), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return encoded.tobytes()

@@ -10,6 +10,7 @@ import numpy as np
 
 from handler.deadline import LambdaContext, time_budget
 from handler.engine import images
+from handler.engine.objects import Outputs, encode_objects
 from handler.engine.results import Segmentation
 from handler.model import Segmenter
 from handler.settings import DetectionSpeed, Settings
@@ -36,15 +37,17 @@ def segment_bytes(
     settings: Settings,
     options: SegmentOptions = SegmentOptions(),
     context: LambdaContext | None = None,
+    outputs: Outputs = Outputs(),
 ) -> SegmentedImage:
-    """Decode and segment; raises ``handler.errors.ServiceError`` subclasses for bad input, and
-    ``handler.deadline.OutOfTime`` when the Lambda ``context`` has too little time left for one image."""
+    """Decode and segment, making what ``outputs`` asks for (default: RLE masks); raises
+    ``handler.errors.ServiceError`` subclasses for bad input, and ``handler.deadline.OutOfTime``
+    when the Lambda ``context`` has too little time left for one image."""
     started = time.perf_counter()
     segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image
     time_budget.ensure_time_for_one(context, options.detection_speed or settings.detection_speed)
     rgb = images.decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
     decoded = time.perf_counter()
-    result = segment_rgb(rgb, segmenter, options.confidence, options.classes, options.detection_speed)
+    result = segment_rgb(rgb, segmenter, options.confidence, options.classes, options.detection_speed, outputs)
     result.timings_ms["decode"] = (decoded - started) * 1000
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     time_budget.record(result.timings_ms["total"])
@@ -57,21 +60,25 @@ def segment_rgb(
     confidence: float | None = None,
     classes: Sequence[str] | None = None,
     detection_speed: DetectionSpeed | None = None,
+    outputs: Outputs = Outputs(),
 ) -> Segmentation:
-    """Detect on a decoded image, then keep only ``classes`` (COCO names) when given."""
+    """Detect on a decoded image, keep only ``classes`` (COCO names) when given, then paste each kept object's
+    mask and hand it to ``outputs``' consumers, one object at a time (``objects.encode_objects``)."""
     wanted = segmenter.validate_classes(classes)
     found = segmenter.detect(rgb, confidence, detection_speed)
+    names = [segmenter.class_names[i] for i in found.class_ids]
+    keep = [index for index, name in enumerate(names) if wanted is None or name in wanted]
     result = Segmentation(
         width=rgb.shape[1],
         height=rgb.shape[0],
-        boxes=found.boxes,
-        scores=found.scores,
-        class_ids=found.class_ids,
-        class_names=[segmenter.class_names[i] for i in found.class_ids],
-        masks=found.masks,
+        boxes=found.boxes[keep],
+        scores=found.scores[keep],
+        class_ids=found.class_ids[keep],
+        class_names=[names[index] for index in keep],
         model=segmenter.model_info,
         timings_ms={"model": found.forward_ms},
     )
-    if wanted is not None:
-        result = result.select(np.array([name in wanted for name in result.class_names], dtype=bool))
+    started = time.perf_counter()
+    encode_objects(rgb, result, found.masks(keep), outputs)
+    result.timings_ms["masks"] = (time.perf_counter() - started) * 1000
     return result

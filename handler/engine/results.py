@@ -10,7 +10,6 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from handler.engine.rle import crop_rle
 from handler.model import MaskCrop
 
 MaskFormat = Literal["rle", "polygons", "none"]
@@ -104,8 +103,9 @@ COCO_CATEGORY_IDS = (
 
 @dataclass
 class Segmentation:
-    """Objects found in one image. Each mask is kept inside its box only (``MaskCrop``), never as N x H x W;
-    scores are kept as model floats."""
+    """Objects found in one image, with each mask already encoded the ways the request asked for (``masks``:
+    COCO RLE, ``polygons``, ``overlay_png``; ``None`` when not asked). No pixels of any mask are kept: the
+    engine encodes each object while it is in hand (``handler.engine.objects``). Scores are model floats."""
 
     width: int
     height: int
@@ -113,38 +113,19 @@ class Segmentation:
     scores: np.ndarray  # (N,) float 0..1
     class_ids: np.ndarray  # (N,) int, 0-based COCO index
     class_names: list[str]
-    masks: list[MaskCrop]
     model: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    masks: list[dict[str, Any]] | None = None  # COCO compressed RLE per object, counts as str
+    polygons: list[list[list[float]]] | None = None  # per object, outer contours as flat [x1, y1, ...]
+    overlay_png: bytes | None = None
 
     def __post_init__(self) -> None:
         count = len(self.class_names)
-        if not (len(self.boxes) == len(self.scores) == len(self.class_ids) == len(self.masks) == count):
-            raise ValueError("boxes, scores, class_ids, class_names and masks must have one entry per object")
-        for crop in self.masks:
-            if crop.top < 0 or crop.left < 0 or crop.bottom > self.height or crop.right > self.width:
-                raise ValueError(
-                    f"a mask at rows {crop.top}..{crop.bottom}, columns {crop.left}..{crop.right} is outside "
-                    f"the {self.width}x{self.height} image"
-                )
+        if not (len(self.boxes) == len(self.scores) == len(self.class_ids) == count):
+            raise ValueError("boxes, scores, class_ids and class_names must have one entry per object")
 
     def __len__(self) -> int:
         return len(self.class_names)
-
-    def select(self, keep: np.ndarray) -> Segmentation:
-        """The subset of objects where ``keep`` (bool, one per object) is true."""
-        keep = np.asarray(keep, dtype=bool)
-        return Segmentation(
-            width=self.width,
-            height=self.height,
-            boxes=self.boxes[keep],
-            scores=self.scores[keep],
-            class_ids=self.class_ids[keep],
-            class_names=[name for name, kept in zip(self.class_names, keep, strict=True) if kept],
-            masks=[crop for crop, kept in zip(self.masks, keep, strict=True) if kept],
-            model=self.model,
-            timings_ms=self.timings_ms,
-        )
 
     # The ancestor's (PixelLib's) conventions: integer boxes and 0-100 integer scores, both truncated.
     @property
@@ -163,17 +144,6 @@ class Segmentation:
     def mask_shape(self) -> list[int]:
         return [self.height, self.width, len(self)]
 
-    def rle_masks(self) -> list[dict[str, Any]]:
-        """COCO compressed RLE, one per object, ``counts`` as str (``pycocotools.mask.decode``-able)."""
-        return [crop_rle(crop, self.height, self.width) for crop in self.masks]
-
-    def polygon_masks(self) -> list[list[list[float]]]:
-        """COCO polygons: per object, a list of outer contours as flat [x1, y1, x2, y2, ...] lists."""
-        return [
-            [contour.reshape(-1).astype(float).tolist() for contour in outer_contours(crop) if len(contour) >= 3]
-            for crop in self.masks
-        ]
-
     def to_seed_json(self) -> dict[str, Any]:
         """Exactly the keys the ancestor PixelLibAPI returned from ``POST /segmentapi``."""
         return {
@@ -185,19 +155,22 @@ class Segmentation:
             "scores": self.seed_scores,
         }
 
-    def to_json(self, masks: MaskFormat = "rle") -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """The result schema, with the mask encodings made (``masks`` and/or ``polygons``)."""
         body: dict[str, Any] = {"image": {"width": self.width, "height": self.height}}
         body.update(self.to_seed_json())
-        if masks == "rle":
-            body["masks"] = self.rle_masks()
-        elif masks == "polygons":
-            body["polygons"] = self.polygon_masks()
+        if self.masks is not None:
+            body["masks"] = self.masks
+        if self.polygons is not None:
+            body["polygons"] = self.polygons
         body["model"] = dict(self.model)
         body["timings_ms"] = {name: round(value, 1) for name, value in self.timings_ms.items()}
         return body
 
     def to_coco_results(self, image_id: int) -> list[dict[str, Any]]:
-        """Detections in the COCO results format (as read by ``COCO.loadRes`` / COCOeval)."""
+        """Detections in the COCO results format (as read by ``COCO.loadRes`` / COCOeval); needs the RLE masks."""
+        if self.masks is None:
+            raise ValueError("COCO results need the RLE masks: segment with masks='rle'")
         return [
             {
                 "image_id": image_id,
@@ -207,9 +180,24 @@ class Segmentation:
                 "segmentation": rle,
             }
             for (x1, y1, x2, y2), score, class_id, rle in zip(
-                self.boxes, self.scores, self.class_ids, self.rle_masks(), strict=True
+                self.boxes, self.scores, self.class_ids, self.masks, strict=True
             )
         ]
+
+
+class PolygonMasks:
+    """``ObjectConsumer``: each object's COCO polygons (its mask's outer contours), into ``result.polygons``."""
+
+    def start(self, rgb: np.ndarray, result: Segmentation) -> None:
+        self._polygons: list[list[list[float]]] = []
+
+    def add(self, index: int, crop: MaskCrop) -> None:
+        self._polygons.append(
+            [contour.reshape(-1).astype(float).tolist() for contour in outer_contours(crop) if len(contour) >= 3]
+        )
+
+    def finish(self, result: Segmentation) -> None:
+        result.polygons = self._polygons
 
 
 def outer_contours(crop: MaskCrop) -> Sequence[np.ndarray]:

@@ -8,12 +8,29 @@ the uncompressed counts (``frPyObjects``), the same code path ``encode`` ends in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
 from handler.model.paste import MaskCrop
+
+if TYPE_CHECKING:
+    from handler.engine.results import Segmentation
+
+
+class RleMasks:
+    """``ObjectConsumer``: each object's COCO RLE (``crop_rle``), into ``result.masks``."""
+
+    def start(self, rgb: np.ndarray, result: Segmentation) -> None:
+        self._size = (result.height, result.width)
+        self._masks: list[dict[str, Any]] = []
+
+    def add(self, index: int, crop: MaskCrop) -> None:
+        self._masks.append(crop_rle(crop, *self._size))
+
+    def finish(self, result: Segmentation) -> None:
+        result.masks = self._masks
 
 
 def crop_rle(crop: MaskCrop, height: int, width: int) -> dict[str, Any]:

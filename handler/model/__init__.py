@@ -1,7 +1,7 @@
 """The model: PixelLib's PointRend R50-FPN, its weights files and the Segmenter that runs it.
 
 Knows no transport (no HTTP, no S3) and nothing of how results are encoded: RGB array in, ``Detections`` out
-(each mask kept inside its box).
+(boxes, scores, classes; each mask pasted inside its box when asked for, one at a time).
 May import only ``handler.settings``, ``handler.errors`` and ``handler.allocator``.
 """
 
@@ -19,11 +19,12 @@ from handler.model.files import (
     sha256_of,
 )
 from handler.model.optimise import optimise
-from handler.model.paste import MaskCrop, paste_in_boxes, postprocess_boxes
+from handler.model.paste import BAND_PIXELS, MaskCrop, paste_one, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, build_pointrend, pixellib_instance
 from handler.model.segmenter import Detections, Segmenter, get_segmenter
 
 __all__ = [
+    "BAND_PIXELS",
     "COCO_CLASS_NAMES",
     "MODEL_NAME",
     "MODEL_URL",
@@ -42,7 +43,7 @@ __all__ = [
     "get_segmenter",
     "load_weights",
     "optimise",
-    "paste_in_boxes",
+    "paste_one",
     "pinned_sha256",
     "pixellib_instance",
     "postprocess_boxes",

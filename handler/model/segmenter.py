@@ -2,15 +2,16 @@
 
 ``segmentFrame`` in PixelLib draws on the caller's array and returns scores as a torch tensor; here the array
 is never touched (the model gets its own BGR copy) and everything is numpy. PixelLib returns N full-size
-masks (H, W, N); here each mask is kept only inside its box (``paste.MaskCrop``), the same pixels. Why it is
-faster: docs/performance.md.
+masks (H, W, N); here ``detect`` returns the boxes, scores and classes with the model's small ROI masks, and
+``Detections.masks`` pastes one object's mask at a time, inside its box (``paste.MaskCrop``, the same
+pixels), for the caller to use and drop before the next. Why it is faster: docs/performance.md.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,20 +22,36 @@ from handler.allocator import tune_allocator
 from handler.errors import InvalidRequest
 from handler.model.checkpoint import load_weights, read_weights
 from handler.model.optimise import optimise
-from handler.model.paste import MaskCrop, paste_in_boxes, postprocess_boxes
+from handler.model.paste import MaskCrop, paste_one, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, T, build_pointrend
 from handler.settings import DetectionSpeed, Settings, get_settings
 
 
 @dataclass(frozen=True)
 class Detections:
-    """Raw model output for one image, in original image coordinates."""
+    """Raw model output for one image, in original image coordinates; masks pasted on demand (``masks``)."""
 
+    height: int
+    width: int
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
     scores: np.ndarray  # (N,) float32 in 0..1
     class_ids: np.ndarray  # (N,) int64, 0-based COCO index
-    masks: list[MaskCrop]  # one per object, each inside its box
+    roi_masks: torch.Tensor  # (N, M, M) float, the mask head's output for each box
     forward_ms: float
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def masks(self, indices: Sequence[int] | None = None) -> Iterator[MaskCrop]:
+        """Each object's full-resolution mask inside its box, pasted when asked for (in ``indices`` order, all
+        by default): hold only the one in hand, so memory never holds more than one object's mask."""
+        boxes = torch.from_numpy(self.boxes)
+        for index in range(len(self)) if indices is None else indices:
+            yield self._paste(boxes[index], int(index))  # no local name: the last crop is not kept meanwhile
+
+    def _paste(self, box: torch.Tensor, index: int) -> MaskCrop:
+        with torch.inference_mode():
+            return paste_one(self.roi_masks[index], box, self.height, self.width)
 
 
 class Segmenter:
@@ -81,13 +98,13 @@ class Segmenter:
             forward_ms = (time.perf_counter() - started) * 1000
         with torch.inference_mode():
             instances, roi_masks = postprocess_boxes(raw, height, width)
-            boxes = instances.pred_boxes.tensor
-            masks = paste_in_boxes(roi_masks, boxes, height, width)
         return Detections(
-            boxes=boxes.numpy().astype(np.float32),
+            height=height,
+            width=width,
+            boxes=instances.pred_boxes.tensor.numpy().astype(np.float32),
             scores=instances.scores.numpy().astype(np.float32),
             class_ids=instances.pred_classes.numpy().astype(np.int64),
-            masks=masks,
+            roi_masks=roi_masks,
             forward_ms=forward_ms,
         )
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from handler import metrics, storage
 from handler.deadline import LambdaContext
-from handler.engine import RequestOptions, Segmenter, render_png, segment_bytes
+from handler.engine import Outputs, RequestOptions, Segmenter, segment_bytes
 from handler.errors import ServiceError
 from handler.settings import Settings
 from handler.storage import MAX_KEY_BYTES
@@ -113,7 +113,9 @@ def process(
         options = options or RequestOptions.from_metadata(stored.metadata)
         data = storage.read(stored, settings.max_image_bytes)
         read = time.perf_counter()
-        segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context)
+        overlay = options.overlay is not False
+        outputs = Outputs(options.masks, overlay=overlay, overlay_max_side=settings.overlay_max_side)
+        segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context, outputs)
     except ServiceError as exc:
         metrics.record_error(entry_point(ref, settings), exc.code)
         error = {"error": {"code": exc.code, "message": exc.message}, "source": source}
@@ -129,12 +131,12 @@ def process(
     segmented_at = time.perf_counter()
     metrics.record_image(entry_point(ref, settings), segmented.result)
     outputs = []
-    if options.overlay is not False:
+    png = segmented.result.overlay_png
+    if png is not None:
         png_key = output_key(ref, settings, ".png")
-        png = render_png(segmented.rgb, segmented.result, settings.overlay_max_side)
         storage.put(output_bucket(ref, settings), png_key, png, "image/png")
         outputs.append(png_key)
-    json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json(options.masks), "source": source})
+    json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json(), "source": source})
     return Processed(
         ref.bucket,
         ref.key,

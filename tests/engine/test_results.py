@@ -1,16 +1,18 @@
-"""Result schema, RLE, polygons, COCO export and the overlay, on hand-made masks (no model)."""
+"""Result schema, RLE, polygons, COCO export and the overlay, on hand-made masks (no model), each made by the
+engine's per-object flow (``encode_objects``) from crops handed over one at a time."""
 
 import io
 import json
 
 import numpy as np
 import pytest
-from masks import crop_of, full_mask
+from masks import crop_of
 from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
-from handler.engine.overlay import render, render_png
+from handler.engine.objects import Outputs, encode_objects
+from handler.engine.overlay import render
 from handler.engine.results import COCO_CATEGORY_IDS, SEED_KEYS, Segmentation
 
 
@@ -23,8 +25,8 @@ def hand_made_masks(height: int = 60, width: int = 80) -> np.ndarray:
     return masks
 
 
-def hand_made(height: int = 60, width: int = 80, masks: np.ndarray | None = None) -> Segmentation:
-    masks = hand_made_masks(height, width) if masks is None else masks
+def table(height: int = 60, width: int = 80) -> Segmentation:
+    """The three objects' boxes, classes and scores, no masks encoded yet."""
     return Segmentation(
         width=width,
         height=height,
@@ -32,10 +34,18 @@ def hand_made(height: int = 60, width: int = 80, masks: np.ndarray | None = None
         scores=np.array([0.987, 0.5, 0.0999], dtype=np.float32),
         class_ids=np.array([0, 2, 0]),
         class_names=["person", "car", "person"],
-        masks=[crop_of(mask) for mask in masks],
         model={"name": "pointrend_resnet50", "sha256": None},
         timings_ms={"model": 12.345},
     )
+
+
+def hand_made(
+    height: int = 60, width: int = 80, masks: np.ndarray | None = None, outputs: Outputs = Outputs()
+) -> Segmentation:
+    masks = hand_made_masks(height, width) if masks is None else masks
+    result = table(height, width)
+    encode_objects(np.zeros((height, width, 3), np.uint8), result, (crop_of(mask) for mask in masks), outputs)
+    return result
 
 
 def test_seed_fields_follow_the_ancestor_conventions():
@@ -69,9 +79,11 @@ def test_rle_decodes_to_exactly_the_masks():
 
 
 def test_mask_format_choices():
-    result = hand_made()
-    assert "masks" not in result.to_json(masks="none") and "polygons" not in result.to_json(masks="none")
-    polygons = result.to_json(masks="polygons")["polygons"]
+    none = hand_made(outputs=Outputs(masks="none")).to_json()
+    assert "masks" not in none and "polygons" not in none
+    body = hand_made(outputs=Outputs(masks="polygons")).to_json()
+    assert "masks" not in body
+    polygons = body["polygons"]
     assert len(polygons) == 3
     xs, ys = polygons[0][0][0::2], polygons[0][0][1::2]
     assert (min(xs), max(xs), min(ys), max(ys)) == (5, 24, 10, 29)  # the square's outline
@@ -86,27 +98,53 @@ def test_empty_result_is_valid():
         scores=np.zeros(0, np.float32),
         class_ids=np.zeros(0, np.int64),
         class_names=[],
-        masks=[],
     )
+    encode_objects(np.zeros((5, 7, 3), np.uint8), empty, [], Outputs(overlay=True))
     body = empty.to_json()
     assert body["mask_shape"] == [5, 7, 0]
     assert body["masks"] == [] and body["boxes"] == [] and body["object_counts"] == {}
     assert empty.to_coco_results(image_id=1) == []
+    assert empty.overlay_png is not None
+
+
+def test_the_flow_checks_one_mask_per_object_and_coco_needs_rle():
+    result = table()
+    with pytest.raises(ValueError, match="2 masks for 3 objects"):
+        encode_objects(np.zeros((60, 80, 3), np.uint8), result, [crop_of(m) for m in hand_made_masks()[:2]], Outputs())
+    with pytest.raises(ValueError, match="need the RLE masks"):
+        hand_made(outputs=Outputs(masks="polygons")).to_coco_results(image_id=1)
+
+
+class Spy:
+    """A consumer that records what it is handed, as the cut-out writer or any other would see it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def start(self, rgb: np.ndarray, result: Segmentation) -> None:
+        self.events.append(("start", rgb.shape, len(result), result.masks))
+
+    def add(self, index: int, crop) -> None:
+        self.events.append(("add", index, crop.top, crop.left, int(crop.mask.sum())))
+
+    def finish(self, result: Segmentation) -> None:
+        self.events.append(("finish", len(result.masks)))
+
+
+def test_extra_consumers_see_every_object_in_order_after_the_built_in_ones():
+    spy = Spy()
+    hand_made(outputs=Outputs(consumers=[spy]))
+    sums = [int(mask.sum()) for mask in hand_made_masks()]
+    assert spy.events[0] == ("start", (60, 80, 3), 3, None)
+    assert [event[1] for event in spy.events[1:4]] == [0, 1, 2]
+    assert [event[4] for event in spy.events[1:4]] == sums
+    assert spy.events[4] == ("finish", 3)  # the RLE consumer finished first
 
 
 def test_inconsistent_fields_are_refused():
-    good = hand_made()
+    good = table()
     with pytest.raises(ValueError, match="one entry per object"):
-        Segmentation(good.width, good.height, good.boxes[:2], good.scores, good.class_ids, good.class_names, good.masks)
-    with pytest.raises(ValueError, match="outside the 60x60 image"):
-        Segmentation(
-            good.width - 20, good.height, good.boxes, good.scores, good.class_ids, good.class_names, good.masks
-        )
-
-
-def test_select_keeps_the_chosen_objects():
-    chosen = hand_made().select(np.array([False, True, False]))
-    assert chosen.class_names == ["car"] and chosen.mask_shape == [60, 80, 1]
+        Segmentation(good.width, good.height, good.boxes[:2], good.scores, good.class_ids, good.class_names)
 
 
 def test_coco_results_load_into_pycocotools():
@@ -123,17 +161,17 @@ def test_coco_results_load_into_pycocotools():
     annotations = detections.loadAnns(detections.getAnnIds())
     assert [a["category_id"] for a in annotations] == [1, 3, 1]  # person, car: COCO ids
     assert annotations[0]["bbox"] == pytest.approx([5.7, 10.2, 19.2, 19.79], abs=1e-4)
-    assert np.array_equal(detections.annToMask(annotations[1]).astype(bool), full_mask(result.masks[1], 60, 80))
+    assert np.array_equal(detections.annToMask(annotations[1]).astype(bool), hand_made_masks()[1])
 
 
 def test_overlay_draws_inside_masks_and_leaves_the_input_alone():
     masks = np.zeros((3, 120, 160), bool)
     masks[1, 60:100, 100:150] = True
-    result = hand_made(120, 160, masks)
+    result = table(120, 160)
     result.boxes[1] = [100, 60, 150, 100]
     grey = np.full((120, 160, 3), 128, np.uint8)
     before = grey.copy()
-    drawn = render(grey, result)
+    drawn = render(grey, result, [crop_of(mask) for mask in masks])
     assert np.array_equal(grey, before)
     assert drawn.shape == grey.shape
     assert not np.array_equal(drawn[75:85, 115:135], before[75:85, 115:135])  # tinted inside the mask
@@ -145,17 +183,17 @@ def test_overlay_cap_scales_the_picture_and_every_mask_down():
     masks[0, 100:400, 300:700] = True
     masks[1, 599, 899] = True  # the last pixel: its crop starts at the image's last rows and columns
     masks[2, 598:600, 0:900] = True  # a sliver along the bottom
-    result = hand_made(600, 900, masks)
+    result = table(600, 900)
+    crops = [crop_of(mask) for mask in masks]
     grey = np.full((600, 900, 3), 128, np.uint8)
-    drawn = render(grey, result, max_side=97)
+    drawn = render(grey, result, crops, max_side=97)
     assert drawn.shape == (65, 97, 3)
     assert not np.array_equal(drawn[25:35, 45:60], np.full((10, 15, 3), 128, np.uint8))  # the square, scaled
-    assert np.array_equal(render(grey, result, max_side=900), render(grey, result))  # no cap at the image size
-    assert render(grey, result, max_side=2048).shape == (600, 900, 3)  # never enlarged
+    assert np.array_equal(render(grey, result, crops, max_side=900), render(grey, result, crops))  # no cap here
+    assert render(grey, result, crops, max_side=2048).shape == (600, 900, 3)  # never enlarged
 
 
 def test_overlay_png_opens_with_the_image_size():
-    result = hand_made()
-    png = render_png(np.zeros((60, 80, 3), np.uint8), result)
+    png = hand_made(outputs=Outputs(masks="none", overlay=True)).overlay_png
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (80, 60)

@@ -33,7 +33,7 @@ def test_detections_match_schema_and_rle_decodes_to_the_model_masks(segmenter, p
         name == segmenter.class_names[cid] for name, cid in zip(body["class_names"], body["class_ids"], strict=True)
     )
     raw = segmenter.detect(photo, confidence=0.0)
-    for rle, crop in zip(body["masks"], raw.masks, strict=True):
+    for rle, crop in zip(body["masks"], raw.masks(), strict=True):
         decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
         assert np.array_equal(decoded.astype(bool), full_mask(crop, height, width))
 

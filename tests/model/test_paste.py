@@ -1,11 +1,12 @@
-"""Masks kept inside their boxes give stock's N full-size masks exactly: pixels, RLE bytes, polygons, overlay.
+"""Masks pasted one at a time inside their boxes, in bands, give stock's N full-size masks exactly: pixels, RLE
+bytes, polygons, overlay; and no two objects' masks are ever alive at once.
 
 The dense test model (100 objects on any image) runs the real PixelLib code; the reference is detectron2's own
 full-size paste (``detector_postprocess`` / ``paste_masks_in_image``) on the same model output.
 """
 
 import math
-from dataclasses import replace
+import weakref
 
 import cv2
 import numpy as np
@@ -16,11 +17,11 @@ from masks import full_mask, full_polygons, stock_detect, stock_rle
 from pixellib.torchbackend.instance.layers import paste_masks_in_image  # after handler.model: the Pillow shim
 from pycocotools import mask as coco_mask
 
-from handler.engine import images, render
+from handler.engine import Outputs, encode_objects, images, render
 from handler.engine.pipeline import segment_rgb
 from handler.engine.results import Segmentation
 from handler.engine.rle import crop_rle
-from handler.model import MaskCrop, paste_in_boxes, postprocess_boxes
+from handler.model import BAND_PIXELS, MaskCrop, paste_one, postprocess_boxes
 from handler.model.pixellib import T
 
 
@@ -53,16 +54,18 @@ def test_dense_detections_equal_stocks_full_masks(dense_segmenter, name, rgb):
     height, width = rgb.shape[:2]
     ours = dense_segmenter.detect(rgb, confidence=0.5, detection_speed="rapid")
     stock = stock_detect(dense_segmenter, rgb, confidence=0.5, speed="rapid")
-    assert len(ours.masks) == len(stock) == 100, name
+    assert len(ours) == len(stock) == 100, name
     assert np.array_equal(ours.boxes, stock.pred_boxes.tensor.numpy())
     assert np.array_equal(ours.scores, stock.scores.numpy())
     assert np.array_equal(ours.class_ids, stock.pred_classes.numpy())
-    result = Segmentation(width, height, ours.boxes, ours.scores, ours.class_ids, ["person"] * 100, ours.masks)
-    polygons = result.polygon_masks()
+    crops = list(ours.masks())
+    result = Segmentation(width, height, ours.boxes, ours.scores, ours.class_ids, ["person"] * 100)
+    encode_objects(rgb, result, ours.masks(), Outputs(masks="rle"))
+    as_polygons = Segmentation(width, height, ours.boxes, ours.scores, ours.class_ids, ["person"] * 100)
+    encode_objects(rgb, as_polygons, ours.masks(), Outputs(masks="polygons"))
+    polygons = as_polygons.polygons
     sizes = set()
-    for index, (crop, rle, full) in enumerate(
-        zip(ours.masks, result.rle_masks(), stock.pred_masks.numpy(), strict=True)
-    ):
+    for index, (crop, rle, full) in enumerate(zip(crops, result.masks, stock.pred_masks.numpy(), strict=True)):
         assert rle["counts"].encode() == stock_rle(full), f"{name}: object {index}"
         assert np.array_equal(full_mask(crop, height, width), full)
         assert_crop_in_box(crop, ours.boxes[index], height, width)
@@ -70,11 +73,12 @@ def test_dense_detections_equal_stocks_full_masks(dense_segmenter, name, rgb):
         assert polygons[index] == full_polygons(full)
         sizes.add(crop.mask.size)
     assert max(sizes) > 10 * min(sizes), "the dense model's boxes have varied sizes"
-    as_full = replace(result, masks=[MaskCrop(0, 0, full) for full in stock.pred_masks.numpy()])
-    assert np.array_equal(render(rgb, result), render(rgb, as_full))
+    as_full = [MaskCrop(0, 0, full) for full in stock.pred_masks.numpy()]
+    assert np.array_equal(render(rgb, result, crops), render(rgb, result, as_full))
 
 
-def test_paste_at_borders_tiny_boxes_and_empty_masks_equals_stock():
+@pytest.mark.parametrize("band_pixels", [BAND_PIXELS, 1, 60], ids=["one band", "row by row", "60-pixel bands"])
+def test_paste_at_borders_tiny_boxes_and_empty_masks_equals_stock(band_pixels):
     height, width, size = 37, 53, 28
     rng = np.random.default_rng(7)
     edges = [
@@ -99,7 +103,7 @@ def test_paste_at_borders_tiny_boxes_and_empty_masks_equals_stock():
     smooth = torch.nn.functional.interpolate(torch.rand(len(boxes), 1, 4, 4), size=(size, size), mode="bilinear")[:, 0]
     roi = torch.where(torch.as_tensor(kinds == 0)[:, None, None], 0.0, smooth)  # empty masks
     roi = torch.where(torch.as_tensor(kinds == 1)[:, None, None], 1.0, roi)  # the whole box
-    crops = paste_in_boxes(roi, boxes, height, width)
+    crops = [paste_one(roi[index], boxes[index], height, width, band_pixels) for index in range(len(boxes))]
     stock = paste_masks_in_image(roi, boxes, (height, width)).numpy()
     for crop, full, box in zip(crops, stock, boxes.numpy(), strict=True):
         assert crop_rle(crop, height, width)["counts"].encode() == stock_rle(full)
@@ -128,8 +132,50 @@ def test_forty_megapixels_rle_equals_stocks_one_mask_at_a_time(dense_segmenter):
         instances, roi = postprocess_boxes(raw, height, width)
     boxes = instances.pred_boxes.tensor
     assert np.array_equal(boxes.numpy(), ours.boxes)
-    rles = ours.rle_masks()
+    rles = ours.masks
     for index in range(0, 100, 9):  # every 9th: each full-size reference paste and encode takes a while
         rle = rles[index]
         full = paste_masks_in_image(roi[index : index + 1], boxes[index : index + 1], (height, width))[0].numpy()
         assert rle["counts"].encode() == stock_rle(full), f"object {index}"
+
+
+def test_a_box_over_the_whole_image_is_pasted_in_bands_exactly_as_stock():
+    height, width = 2000, 2600  # 5.2 MP: two bands of the default size
+    rng = np.random.default_rng(3)
+    roi = torch.nn.functional.interpolate(torch.rand(2, 1, 7, 7), size=(28, 28), mode="bilinear")[:, 0]
+    boxes = torch.tensor([[0.0, 0.0, width, height], [0.4, 1.6, width - 0.3, height - 2.5]])
+    assert (height + 2) * (width + 2) > BAND_PIXELS
+    for index in range(len(boxes)):
+        full = paste_masks_in_image(roi[index : index + 1], boxes[index : index + 1], (height, width))[0].numpy()
+        for band_pixels in (BAND_PIXELS, int(rng.integers(5000, 50000))):
+            crop = paste_one(roi[index], boxes[index], height, width, band_pixels)
+            assert crop_rle(crop, height, width)["counts"].encode() == stock_rle(full)
+            assert 0 < crop.mask.sum() < full.size
+    assert paste_one(roi[0], boxes[0], height, width).mask.shape == (height, width)
+
+
+def test_no_two_objects_masks_are_alive_at_once(dense_segmenter):
+    """The memory rule: each crop is released before the next object is pasted (weak references die)."""
+
+    class Watcher:
+        def __init__(self) -> None:
+            self.alive: list[weakref.ref] = []
+            self.seen = 0
+
+        def start(self, rgb: np.ndarray, result: Segmentation) -> None:
+            pass
+
+        def add(self, index: int, crop: MaskCrop) -> None:
+            assert all(ref() is None for ref in self.alive), f"object {index}: an earlier mask is still alive"
+            self.alive = [weakref.ref(crop.mask)]
+            self.seen += 1
+
+        def finish(self, result: Segmentation) -> None:
+            pass
+
+    watcher = Watcher()
+    outputs = Outputs(masks="rle", overlay=True, overlay_max_side=300, consumers=[watcher])
+    result = segment_rgb(
+        photo("chelsea.jpg"), dense_segmenter, confidence=0.5, detection_speed="rapid", outputs=outputs
+    )
+    assert watcher.seen == len(result) == len(result.masks) == 100 and result.overlay_png
