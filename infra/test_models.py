@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 TEST_MODEL_AUTHOR = "pointrend-lambda make-test-model (random init, NOT trained weights)"
 
 
-def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False) -> Path:
+def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False, worst: bool = False) -> Path:
     """A randomly initialised PointRend R50-FPN in exactly the real file's format.
 
     The real ``pointrend_resnet50.pkl`` is a plain pickle ``{"model": {name: ndarray}, "__author__": ...}``
     that PixelLib's (detectron2's) checkpointer reads; this writes the same structure with the same keys.
     ``dense``: the crowded worst case, 100 objects (PixelLib's per-image cap) on any image (``dense_detector``).
+    ``worst``: the memory worst case, boxes as large as the model can make them (``worst_detector``).
     """
     import torch
 
@@ -32,6 +33,8 @@ def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False) -> Path:
     model = build_pointrend()
     if dense:
         dense_detector(model)
+    if worst:
+        worst_detector(model)
     weights = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
     return save_weights(dest, weights, TEST_MODEL_AUTHOR)
 
@@ -59,3 +62,32 @@ def dense_detector(model: torch.nn.Module) -> None:
             layer.weight.zero_()
             layer.bias.zero_()
         box_predictor.cls_score.bias[DENSE_CLASS] = DENSE_LOGIT
+
+
+WORST_SCORE_FLOOR = 0.01  # each class's score is 1/80: ask for confidence below this
+
+
+def worst_detector(model: torch.nn.Module) -> None:
+    """Make every proposal a box as large as the model can make it, for every class: the memory worst case.
+
+    The proposals are the anchors (as ``dense_detector``). Each class's box regression is a zero-weight layer
+    whose width and height deltas sit at detectron2's clamp (``scale_clamp``, log(1000/16)): every box is its
+    anchor scaled up 62.5 times about the anchor's centre, then clipped to the image. Any anchor wider and taller
+    than 1/31 of the model input (43 px at 1333) becomes a box covering the whole image. Equal logits for the 80
+    classes (background far below) give each class a score of 1/80 on every proposal: at ``confidence`` below
+    ``WORST_SCORE_FLOOR`` each class keeps one box through its NMS, the whole image (every other box overlaps
+    it by more than half), so any image gives 80 objects of the image's full size. Masks stay random.
+    """
+    import torch
+
+    rpn = model.proposal_generator.rpn_head
+    box_predictor = model.roi_heads.box_predictor
+    with torch.no_grad():
+        for layer in (rpn.anchor_deltas, rpn.objectness_logits, box_predictor.bbox_pred, box_predictor.cls_score):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        weights = box_predictor.box2box_transform.weights  # deltas are divided by these
+        clamp = box_predictor.box2box_transform.scale_clamp
+        box_predictor.bbox_pred.bias[2::4] = 2 * clamp * weights[2]  # dw past the clamp
+        box_predictor.bbox_pred.bias[3::4] = 2 * clamp * weights[3]  # dh past the clamp
+        box_predictor.cls_score.bias[-1] = -DENSE_LOGIT  # background: never
