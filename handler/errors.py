@@ -70,6 +70,10 @@ class NotFound(ServiceError):
     status = 404
 
 
+class S3UriDisabled(Forbidden):
+    code = "s3_uri_disabled"
+
+
 class JobNotFound(NotFound):
     code = "job_not_found"
 

@@ -48,7 +48,11 @@ class Settings(BaseSettings):
     # results beside them under output_prefix. Blank: none.
     backfill_bucket: str | None = None
     backfill_prefix: str = ""
-    # In the environment: comma-separated (a,b) or a JSON list.
+    allow_s3_uri: bool = Field(
+        False, description='read {"s3_uri": ...} requests at all (the template: only with IAM or JWT auth)'
+    )
+    # What an s3_uri may name: "bucket" (all of it) or "bucket/prefix/" entries. In the environment:
+    # comma-separated (a,b/uploads/) or a JSON list.
     allowed_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jobs_bucket: str | None = Field(None, description="where POST /jobs uploads go; unset: /jobs answers 503")
     upload_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600, description="life of a job's presigned POST")

@@ -79,7 +79,7 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt":
@@ -114,8 +114,23 @@ class _Unresolved(Exception):
     pass
 
 
-def _resolve(value: Any, names: dict[str, str]) -> str:
-    """Resolve Ref/Sub against parameter values and pseudo parameters; anything else is unresolved."""
+def _holds(condition: Any, names: dict[str, str], conditions: dict[str, Any]) -> bool:
+    """A template condition (Fn::Equals/Not/And/Or, Condition) with parameters at these values."""
+    ((key, arg),) = condition.items()
+    if key == "Condition":
+        return _holds(conditions[arg], names, conditions)
+    if key == "Fn::Equals":
+        return _resolve(arg[0], names, conditions) == _resolve(arg[1], names, conditions)
+    parts = [_holds(part, names, conditions) for part in arg]
+    combine = {"Fn::Not": lambda values: not values[0], "Fn::And": all, "Fn::Or": any}
+    if key not in combine:
+        raise _Unresolved(key)
+    return combine[key](parts)
+
+
+def _resolve(value: Any, names: dict[str, str], conditions: dict[str, Any] | None = None) -> str:
+    """Resolve Ref/Sub (and Fn::If, given the template's conditions) against parameter values and pseudo
+    parameters; anything else is unresolved."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (str, int, float)):
@@ -124,6 +139,9 @@ def _resolve(value: Any, names: dict[str, str]) -> str:
         ((key, arg),) = value.items()
         if key == "Ref" and isinstance(arg, str) and arg in names:
             return names[arg]
+        if key == "Fn::If" and conditions is not None and arg[0] in conditions:
+            chosen = arg[1] if _holds(conditions[arg[0]], names, conditions) else arg[2]
+            return _resolve(chosen, names, conditions)
         if key == "Fn::Sub":
             text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
             local = dict(names, **{k: _resolve(v, names) for k, v in extra.items()})
@@ -159,7 +177,7 @@ def function_spec(
     unresolved: dict[str, Any] = {}
     for key, value in variables.items():
         try:
-            environment[key] = _resolve(value, names)
+            environment[key] = _resolve(value, names, doc.get("Conditions") or {})
         except _Unresolved:
             unresolved[key] = value
 

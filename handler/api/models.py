@@ -20,7 +20,9 @@ class SegmentJSONRequest(Strict):
 
     image_base64: str | None = Field(None, description="the image file's bytes, base64-encoded")
     s3_uri: str | None = Field(
-        None, description="s3://bucket/key of the image; the bucket must be in SEG_ALLOWED_BUCKETS"
+        None,
+        description="s3://bucket/key of the image, when the server reads s3_uri at all (SEG_ALLOW_S3_URI) and the "
+        "object lies under one of its SEG_ALLOWED_BUCKETS",
     )
 
     @model_validator(mode="after")
@@ -122,8 +124,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
         (400, "empty image or malformed request"),
-        (403, "s3_uri names a bucket that is not allowed"),
-        (404, "s3_uri names an object that does not exist"),
+        (403, "s3_uri sent to a server that does not read s3_uri"),
+        (404, "s3_uri names no object this server may read (missing or not allowed: one answer)"),
         (413, "request body, image bytes or pixels above the limit, or a result over the 6 MB a response carries"),
         (415, "not an image, or an unsupported Content-Type"),
         (422, "corrupt or unusable image (e.g. one side over 100 times the other), or invalid parameters"),

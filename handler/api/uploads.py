@@ -17,7 +17,15 @@ from starlette.requests import Request
 
 from handler import storage
 from handler.api.models import SegmentJSONRequest
-from handler.errors import Forbidden, InvalidRequest, RequestTooLarge, UnsupportedMediaType, describe_validation_errors
+from handler.errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    S3UriDisabled,
+    UnsupportedMediaType,
+    describe_validation_errors,
+)
 from handler.settings import Settings
 from handler.storage import S3Location
 
@@ -76,7 +84,13 @@ async def image_source(request: Request, settings: Settings) -> ImageSource:
     if kind.startswith("image/"):
         return await read_body(request, settings)
     if kind == "application/json":
-        return _json_image(await read_body(request, settings))
+        source = _json_image(await read_body(request, settings))
+        if isinstance(source, S3Location) and not settings.allow_s3_uri:
+            raise S3UriDisabled(
+                "this server does not read s3_uri (SEG_ALLOW_S3_URI is off; a deployment turns it on only with "
+                'IAM or JWT auth): send the image itself, {"image_base64": ...}, or POST /jobs for a large one'
+            )
+        return source
     raise UnsupportedMediaType(
         f"unsupported Content-Type {kind or 'none'}: send multipart/form-data (field {IMAGE_FIELD!r}), "
         'an image/* body, or JSON {"image_base64": ...} / {"s3_uri": "s3://bucket/key"}'
@@ -122,8 +136,33 @@ def _json_image(body: bytes) -> ImageSource:
         raise InvalidRequest(f"image_base64 is not valid base64: {exc}") from None
 
 
+# One answer, status and body, for "missing" and "not yours": neither tells whether the object exists.
+UNREADABLE = (
+    "no object this server may read at that s3_uri: it does not exist, or it is not under an allowed "
+    "bucket/prefix (SEG_ALLOWED_BUCKETS)"
+)
+
+
+def may_read(location: S3Location, settings: Settings) -> bool:
+    """Whether ``location`` lies under one of SEG_ALLOWED_BUCKETS' ``bucket`` or ``bucket/prefix`` entries.
+
+    A key with a ``.`` or ``..`` part never does: the prefix check is on the literal key, and nothing
+    between here and S3 should get a chance to read it as a path.
+    """
+    if any(part in (".", "..") for part in location.key.split("/")):
+        return False
+    for entry in settings.allowed_buckets:
+        bucket, _, prefix = entry.partition("/")
+        if location.bucket == bucket and location.key.startswith(prefix):
+            return True
+    return False
+
+
 def read_allowed(location: S3Location, settings: Settings) -> bytes:
-    """The object's bytes: 403 unless its bucket is in SEG_ALLOWED_BUCKETS, 404 when it is missing."""
-    if location.bucket not in settings.allowed_buckets:
-        raise Forbidden(f"bucket {location.bucket!r} is not allowed (the server's SEG_ALLOWED_BUCKETS)")
-    return storage.read(storage.head(location.bucket, location.key), settings.max_image_bytes)
+    """The object's bytes, when SEG_ALLOWED_BUCKETS allows it; a forbidden and a missing object are the same 404."""
+    try:
+        if not may_read(location, settings):
+            raise Forbidden("not under SEG_ALLOWED_BUCKETS")
+        return storage.read(storage.head(location.bucket, location.key), settings.max_image_bytes)
+    except (Forbidden, NotFound):
+        raise NotFound(UNREADABLE) from None

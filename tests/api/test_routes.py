@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from imaging import encode, gradient, png_header_only
 from PIL import Image
 from pycocotools import mask as coco_mask
+from s3_faults import s3_answers
 
 import handler
 from handler import storage
@@ -129,7 +130,7 @@ def test_overlay_is_opt_in_and_only_for_json(client: TestClient, astronaut_resul
 
 def test_s3_uri_reads_an_allowed_bucket(client, configure, s3, bucket) -> None:
     s3.put_object(Bucket=bucket, Key="uploads/astronaut.jpg", Body=PHOTO)
-    configure(allowed_buckets=[bucket])
+    configure(allow_s3_uri=True, allowed_buckets=[f"{bucket}/uploads/"])
     response = client.post("/segment?masks=none", json={"s3_uri": f"s3://{bucket}/uploads/astronaut.jpg"})
     assert response.status_code == 200, response.text
     assert response.headers["x-image-sha256"] == hashlib.sha256(PHOTO).hexdigest()
@@ -167,15 +168,43 @@ def test_400_empty_image(client: TestClient) -> None:
     assert_error(client.post("/segment", content=b"", headers={"content-type": "image/png"}), 400, "empty_image")
 
 
-def test_403_bucket_not_allowed(client: TestClient, configure) -> None:
-    configure(allowed_buckets=["some-other-bucket"])
-    message = assert_error(client.post("/segment", json={"s3_uri": "s3://private-bucket/a.jpg"}), 403, "forbidden")
-    assert "private-bucket" in message
+def test_s3_uri_is_refused_unless_the_server_reads_it(client, configure, s3, bucket) -> None:
+    s3.put_object(Bucket=bucket, Key="uploads/astronaut.jpg", Body=PHOTO)
+    configure(allowed_buckets=[bucket])  # allowed, but SEG_ALLOW_S3_URI is off (the default)
+    response = client.post("/segment", json={"s3_uri": f"s3://{bucket}/uploads/astronaut.jpg"})
+    assert "SEG_ALLOW_S3_URI" in assert_error(response, 403, "s3_uri_disabled")
 
 
-def test_404_missing_object(client, configure, bucket) -> None:
-    configure(allowed_buckets=[bucket])
-    assert_error(client.post("/segment", json={"s3_uri": f"s3://{bucket}/uploads/nothing.jpg"}), 404, "not_found")
+def test_a_forbidden_and_a_missing_object_get_the_same_answer(client, configure, s3, bucket) -> None:
+    s3.create_bucket(Bucket="private-bucket")
+    for where, key in ((bucket, "uploads/a.jpg"), (bucket, "private/a.jpg"), ("private-bucket", "uploads/a.jpg")):
+        s3.put_object(Bucket=where, Key=key, Body=PHOTO)
+    configure(allow_s3_uri=True, allowed_buckets=[f"{bucket}/uploads/"])
+    missing = f"s3://{bucket}/uploads/missing.jpg"
+    answers = {
+        uri: client.post("/segment", json={"s3_uri": uri})
+        for uri in (
+            missing,  # allowed, missing
+            f"s3://{bucket}/private/a.jpg",  # exists, outside the allowed prefix
+            "s3://private-bucket/uploads/a.jpg",  # exists, bucket not allowed
+            f"s3://{bucket}/uploads/../private/a.jpg",  # a dot part: never allowed
+            f"s3://{bucket}/uploads/./a.jpg",
+        )
+    }
+    assert {(answer.status_code, answer.content) for answer in answers.values()} == {(404, answers[missing].content)}
+    assert "SEG_ALLOWED_BUCKETS" in assert_error(answers[missing], 404, "not_found")
+    assert client.post("/segment?masks=none", json={"s3_uri": f"s3://{bucket}/uploads/a.jpg"}).status_code == 200
+
+
+def test_s3_denied_reads_as_missing(client, configure, s3, bucket) -> None:
+    s3.put_object(Bucket=bucket, Key="uploads/locked.jpg", Body=PHOTO)
+    configure(allow_s3_uri=True, allowed_buckets=[bucket])
+    missing = client.post("/segment", json={"s3_uri": f"s3://{bucket}/uploads/none.jpg"})
+    with s3_answers(storage.s3_client(), "HeadObject", "uploads/locked.jpg", 403, "AccessDenied") as denied:
+        locked = client.post("/segment", json={"s3_uri": f"s3://{bucket}/uploads/locked.jpg"})
+    assert denied, "the simulated AccessDenied was never asked for"
+    assert (locked.status_code, locked.content) == (missing.status_code, missing.content)
+    assert missing.status_code == 404
 
 
 def test_404_and_405_from_the_router(client: TestClient) -> None:
@@ -293,7 +322,7 @@ def test_503_when_too_many_requests_are_in_progress(client: TestClient) -> None:
 
 
 def test_500_unexpected_error_is_generic_and_logged(client, configure, bucket, monkeypatch, caplog) -> None:
-    configure(allowed_buckets=[bucket])
+    configure(allow_s3_uri=True, allowed_buckets=[bucket])
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: S3 is "down"
     storage.s3_client.cache_clear()
     try:

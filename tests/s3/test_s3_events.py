@@ -14,15 +14,15 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote_plus, unquote, urlsplit
+from urllib.parse import quote_plus
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from conftest import EVENTS, IMAGES, FakeLambdaContext, read_event
 from imaging import png_header_only
 from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
+from s3_faults import s3_answers
 
 from handler import storage
 from handler.errors import OutOfTime
@@ -117,34 +117,6 @@ def assert_error_record(s3: Any, bucket: str, key: str, code: str) -> dict[str, 
     assert record["error"]["message"]
     assert (record["source"]["bucket"], record["source"]["key"]) == (bucket, key)
     return record
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
-
-
-@contextmanager
-def s3_answers(s3: Any, operation: str, key: str, status: int, code: str) -> Iterator[list[str]]:
-    """S3 answers ``operation`` on ``key`` with an HTTP ``status`` error, at botocore's send step."""
-    failed: list[str] = []
-
-    def answer(request: Any, **_: Any) -> AWSResponse | None:
-        if not unquote(urlsplit(request.url).path).endswith(f"/{key}"):
-            return None
-        failed.append(key)
-        body = f"<Error><Code>{code}</Code><Message>simulated</Message></Error>".encode()
-        return AWSResponse(request.url, status, {"Content-Type": "application/xml"}, _Body(body))
-
-    event = f"before-send.s3.{operation}"
-    s3.meta.events.register(event, answer)
-    try:
-        yield failed
-    finally:
-        s3.meta.events.unregister(event, answer)
 
 
 @contextmanager

@@ -160,7 +160,9 @@ def test_template_values_resolve_like_sam_local():
         image_spec._resolve({"Fn::GetAtt": ["Queue", "Arn"]}, names)
     spec = image_spec.function_spec(parameters={"Confidence": "0.7"})
     assert spec.environment["SEG_CONFIDENCE"] == "0.7"
-    assert spec.environment["SEG_ALLOWED_BUCKETS"] == '["local-123456789012-uploads"]'
+    assert spec.environment["SEG_ALLOWED_BUCKETS"] == "local-123456789012-uploads/uploads/"
+    assert spec.environment["SEG_ALLOW_S3_URI"] == "false"
+    assert image_spec.function_spec(parameters={"ApiAuth": "JWT"}).environment["SEG_ALLOW_S3_URI"] == "true"
 
 
 def test_rie_binary_for_this_machine():

@@ -186,9 +186,10 @@ def test_invoke_uses_the_template_environment(function):
     worker = image_spec.function_spec(function_id=image_spec.WORKER_ID)
     assert worker.timeout == 300 and worker.memory_size >= 2048
     # The worker serves no s3_uri requests and signs no job uploads.
-    shared = set(variables) - {"SEG_ALLOWED_BUCKETS", "SEG_JOBS_BUCKET"}
+    http_only = {"SEG_ALLOW_S3_URI", "SEG_ALLOWED_BUCKETS", "SEG_JOBS_BUCKET"}
+    shared = set(variables) - http_only
     assert {name: worker.environment[name] for name in shared} == {name: spec.environment[name] for name in shared}
-    assert "SEG_ALLOWED_BUCKETS" not in worker.environment and "SEG_JOBS_BUCKET" not in worker.environment
+    assert not http_only & set(worker.environment)
     assert worker.environment["SEG_BACKFILL_BUCKET"] == "" and worker.environment["SEG_BACKFILL_PREFIX"] == ""
 
 
@@ -221,7 +222,8 @@ def test_template_environment_is_valid_settings(monkeypatch):
     assert settings.confidence == 0.5
     assert settings.input_prefix == "uploads/" and settings.output_prefix == "results/"
     assert settings.torch_threads == 2
-    assert settings.allowed_buckets == ["local-123456789012-uploads"]
+    assert settings.allow_s3_uri is False  # ApiAuth NONE by default: nobody's s3_uri is read
+    assert settings.allowed_buckets == ["local-123456789012-uploads/uploads/"]
 
 
 # --- template: parameters, events, least privilege, the bucket -----------------------------------
@@ -293,7 +295,18 @@ def test_least_privilege_policies_without_circular_dependency(template, function
     # The HTTP function reads what an s3_uri may name; for jobs it signs uploads under InputPrefix/jobs/
     # only, writes each job's record and reads the jobs' results; it may list nothing (ids are capabilities).
     assert [(s["Effect"], s["Sid"], s["Action"], s["Resource"]) for s in statements(function)] == [
-        ("Allow", "ReadInputPrefix", "s3:GetObject", {"Fn::Sub": arn + "/${InputPrefix}*"}),
+        (
+            "Allow",
+            "ReadInputPrefix",
+            "s3:GetObject",
+            {
+                "Fn::If": [
+                    "ReadsS3Uri",
+                    {"Fn::Sub": arn + "/${InputPrefix}*"},
+                    {"Fn::Sub": arn + "/${InputPrefix}jobs/*"},
+                ]
+            },
+        ),
         ("Allow", "SignJobUploads", "s3:PutObject", {"Fn::Sub": arn + "/${InputPrefix}jobs/*"}),
         ("Allow", "WriteJobRecords", "s3:PutObject", {"Fn::Sub": arn + "/${OutputPrefix}jobs/*/job.record"}),
         ("Allow", "ReadJobResults", "s3:GetObject", {"Fn::Sub": arn + "/${OutputPrefix}jobs/*"}),

@@ -119,7 +119,8 @@ def buckets(s3: Any, settings) -> Iterator[dict[str, str]]:
         s3.create_bucket(Bucket=name)
         for key in ("photo.jpg", "uploads/photo.jpg", "etc/passwd"):
             s3.put_object(Bucket=name, Key=key, Body=PHOTO)
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"allowed_buckets": [names["allowed"]]})
+    allowed = {"allow_s3_uri": True, "allowed_buckets": [names["allowed"]]}
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=allowed)
     yield names
     app.dependency_overrides.clear()
     for name in names.values():
@@ -187,7 +188,7 @@ def test_no_request_reads_a_local_file_or_a_bucket_not_allowed(
     with watching() as watch:
         for uri in S3_URIS_NOT_ALLOWED:
             response = client.post("/segment", json={"s3_uri": uri})
-            assert response.status_code in (403, 404, 422), (uri, response.text)
+            assert response.status_code in (404, 422), (uri, response.text)
             assert PHOTO[:200] not in response.content
         for path in TRAVERSALS:
             answer = lambda_handler(http_event("GET", path), FakeLambdaContext())
@@ -393,18 +394,27 @@ def allow_statements(node: Any) -> Iterator[dict[str, Any]]:
             yield from allow_statements(value)
 
 
-def test_s3_uri_buckets_are_exactly_what_the_function_may_read() -> None:
+@pytest.mark.parametrize(("auth", "reads_s3_uri"), [("NONE", False), ("IAM", True), ("JWT", True)])
+def test_s3_uri_reads_exactly_what_the_function_may_read(auth: str, reads_s3_uri: bool) -> None:
     template = image_spec.load_template()
     names = dict(image_spec.PSEUDO_PARAMETERS, **{"AWS::Region": "us-east-1"})
     names.update({name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec})
-    allowed = Settings(allowed_buckets=image_spec.function_spec().environment["SEG_ALLOWED_BUCKETS"]).allowed_buckets
+    names["ApiAuth"] = auth
+    environment = image_spec.function_spec(parameters={"ApiAuth": auth}).environment
+    settings = Settings(
+        allow_s3_uri=environment["SEG_ALLOW_S3_URI"], allowed_buckets=environment["SEG_ALLOWED_BUCKETS"]
+    )
     bucket = image_spec._resolve(template["Resources"]["InputBucket"]["Properties"]["BucketName"], names)
-    assert allowed == [bucket]  # s3_uri may name only the stack's own bucket
+    # Public (NONE): no s3_uri at all. Authenticated: the stack's own bucket, under the input prefix only.
+    assert settings.allow_s3_uri is reads_s3_uri
+    assert settings.allowed_buckets == [f"{bucket}/{names['InputPrefix']}"]
     function = template["Resources"][image_spec.FUNCTION_ID]["Properties"]
     reads = [s for s in allow_statements(function["Policies"]) if s["Action"] == "s3:GetObject"]
-    # The input prefix (what an s3_uri may name), and the jobs' results (what only a job id names).
-    assert [image_spec._resolve(s["Resource"], names) for s in reads] == [
-        f"arn:aws:s3:::{bucket}/{names['InputPrefix']}*",
+    conditions = template["Conditions"]
+    # What an s3_uri may name (else only the jobs' uploads), and the jobs' results (what only a job id names).
+    readable = f"{names['InputPrefix']}*" if reads_s3_uri else f"{names['InputPrefix']}jobs/*"
+    assert [image_spec._resolve(s["Resource"], names, conditions) for s in reads] == [
+        f"arn:aws:s3:::{bucket}/{readable}",
         f"arn:aws:s3:::{bucket}/{names['OutputPrefix']}jobs/*",
     ]
 
