@@ -32,6 +32,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return source.handle(event, context)
     shape = sorted(event)[:8] if isinstance(event, dict) else type(event).__name__
     raise UnclaimedEvent(
-        f"no handler for this event (keys {shape}): expected an API Gateway HTTP/REST API or function URL "
-        "request, an S3 notification (direct, through SQS or EventBridge) or an S3 Batch Operations job"
+        f"no handler for this event (keys {shape}): expected an API Gateway HTTP/REST API, function URL or "
+        "Application Load Balancer request, an S3 notification (direct, through SQS or EventBridge) or an S3 "
+        "Batch Operations job"
     )

@@ -115,6 +115,16 @@ def head(bucket: str, key: str) -> StoredObject:
     )
 
 
+def list_objects(bucket: str, prefix: str) -> Iterator[StoredObject]:
+    """The objects under ``prefix``, in key order, one page (1,000 keys) at a time."""
+    with _permanent_errors(bucket, prefix):
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield StoredObject(
+                    bucket=bucket, key=item["Key"], size=item["Size"], etag=item["ETag"].strip('"'), version_id=None
+                )
+
+
 def head_if_present(bucket: str, key: str) -> StoredObject | None:
     """None when the key holds nothing. A role without s3:ListBucket (the HTTP function has none: it could
     list every job) gets 403 for a missing key, so 403 counts as absent here too."""

@@ -1,5 +1,5 @@
 """The command line, ``python -m handler``: serve | segment | submit | invoke | fetch-model | backfill |
-make-test-model.
+export-coco | make-test-model.
 
 Each command imports what it needs when it runs, so ``--help`` stays fast. May import every part.
 """
@@ -108,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, nargs="+", default=[100, 1000], help="dry run: wall-clock at each (100 1000)"
     )
     backfill.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+
+    coco = commands.add_parser(
+        "export-coco",
+        help="result JSON (files, folders, s3://bucket/prefix/) as one COCO instances file, streamed",
+    )
+    coco.add_argument("sources", nargs="+", metavar="SOURCE", help="a result .json, a folder of them, or s3://B/P/")
+    coco.add_argument("--out", type=Path, required=True, help="the COCO file to write, e.g. instances.json")
+    coco.add_argument(
+        "--predictions",
+        action="store_true",
+        help="write the COCO.loadRes list (annotations with score) instead of an instances file",
+    )
+    coco.add_argument(
+        "--classes",
+        default=None,
+        help="the model's class names (comma list or a file, one per line), categories 1..N; "
+        "default: the results' model.classes, else COCO's 80 with their real ids",
+    )
 
     test_model = commands.add_parser(
         "make-test-model", help="write a randomly initialised PointRend in the real file format"
@@ -220,6 +238,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return run(args, Clients.from_environment())
 
 
+def cmd_export_coco(args: argparse.Namespace) -> int:
+    from handler.cli.export_coco import run
+
+    return run(args.sources, args.out, args.classes, args.predictions)
+
+
 def cmd_make_test_model(args: argparse.Namespace) -> int:
     from infra.test_models import make_test_model
 
@@ -236,5 +260,6 @@ COMMANDS = {
     "invoke": cmd_invoke,
     "fetch-model": cmd_fetch_model,
     "backfill": cmd_backfill,
+    "export-coco": cmd_export_coco,
     "make-test-model": cmd_make_test_model,
 }

@@ -42,7 +42,8 @@ def segment_files(
             continue
         for target in targets:
             if target.suffix == ".json":
-                target.write_text(json.dumps(segmented.result.to_json()))
+                source = {"file": str(path)}  # what export-coco names the image by, as S3 results carry their key
+                target.write_text(json.dumps({**segmented.result.to_json(), "source": source}))
             else:
                 target.write_bytes(segmented.result.overlay_png or b"")
             report.written.append(target)

@@ -8,6 +8,15 @@ The one path to the model: ``api``, ``s3`` and ``cli`` reach the loaded segmente
 (``get_segmenter``, ``Segmenter``), never through ``handler.model``.
 """
 
+from handler.engine.coco import (
+    Categories,
+    NotAResult,
+    check_result,
+    coco_annotations,
+    coco_image,
+    coco_source_name,
+    model_classes,
+)
 from handler.engine.images import SUPPORTED_FORMATS, decode
 from handler.engine.objects import ObjectConsumer, Outputs, encode_objects
 from handler.engine.options import RequestOptions
@@ -30,9 +39,11 @@ __all__ = [
     "MODEL_URL",
     "SEED_KEYS",
     "SUPPORTED_FORMATS",
+    "Categories",
     "ChecksumMismatch",
     "DownloadError",
     "MaskFormat",
+    "NotAResult",
     "ObjectConsumer",
     "Outputs",
     "OverlayDrawer",
@@ -43,12 +54,17 @@ __all__ = [
     "Segmentation",
     "SegmentedImage",
     "Segmenter",
+    "check_result",
+    "coco_annotations",
+    "coco_image",
+    "coco_source_name",
     "crop_rle",
     "decode",
     "encode_objects",
     "encode_png",
     "fetch_model",
     "get_segmenter",
+    "model_classes",
     "outer_contours",
     "render",
     "segment_bytes",

@@ -100,7 +100,8 @@ def test_help_lists_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "handler", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60, check=True
     )
-    for command in ("serve", "segment", "submit", "invoke", "fetch-model", "backfill", "make-test-model"):
+    commands = ("serve", "segment", "submit", "invoke", "fetch-model", "backfill", "export-coco", "make-test-model")
+    for command in commands:
         assert command in result.stdout
 
 
