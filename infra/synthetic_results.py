@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from handler.engine import MaskFormat, Segmentation
+from handler.engine import MaskFormat, Outputs, Segmentation, encode_objects
 from handler.model import COCO_CLASS_NAMES, MaskCrop
 
 SIZES = ((640, 480), (480, 640), (1024, 768), (320, 240))
@@ -48,10 +48,10 @@ def synthetic_result(
         scores=rng.uniform(0.5, 1.0, len(crops)),
         class_ids=class_ids,
         class_names=[classes[i] for i in class_ids],
-        masks=crops,
         model={"name": "pointrend_resnet50", "sha256": None, "classes": list(classes)},
     )
-    result = segmentation.to_json(masks)
+    encode_objects(np.zeros((height, width, 3), np.uint8), segmentation, crops, Outputs(masks))
+    result = segmentation.to_json()
     key = f"uploads/img{index:07d}.jpg"
     result["source"] = {"bucket": "photos", "key": key, "etag": f"{index:032x}", "version_id": None}
     return result

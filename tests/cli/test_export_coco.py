@@ -191,7 +191,7 @@ def test_segment_then_export_names_images_by_their_files(segmenter, tmp_path) ->
     """Results of ``segment`` (the real model) carry ``source.file``; the export names images by it."""
     images = [str(IMAGES / "astronaut.jpg")]
     assert main(["segment", *images, "--out", str(tmp_path / "out"), "--format", "json", "--confidence", "0"]) == 0
-    written = json.loads((tmp_path / "out" / "astronaut.json").read_text())
+    written = json.loads((tmp_path / "out" / "astronaut.jpg.json").read_text())
     assert written["source"] == {"file": images[0]}
     out = tmp_path / "instances.json"
     assert main(["export-coco", str(tmp_path / "out"), "--out", str(out)]) == 0
