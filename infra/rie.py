@@ -41,6 +41,9 @@ from infra.image_spec import DOCKERFILE, FUNCTION_ID, REPO_ROOT, TEMPLATE, funct
 from infra.processes import InvokeError, descendants, find_rie, free_ports, pid_alive, signal_group, signal_pid
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+# The image's own ENV that matters on this host too (the Dockerfile sets it; tests/system/test_packaging.py
+# checks they agree): one malloc arena, so the allocator tuning holds on the threads that run the model.
+IMAGE_ENV = {"MALLOC_ARENA_MAX": "1"}
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: ([0-9.]+)\)")
 _INIT_FAILED = re.compile(r"INIT RTDONE\(status: error\)|Init failed error=")
 _TIMED_OUT = re.compile(r"Task timed out after [0-9.]+ seconds")
@@ -199,7 +202,8 @@ def invoke(
     argv = runtime_command(dockerfile, template, command)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     spec = function_spec(template, function_id, parameters, region) if template is not None else None
-    run_env = dict(spec.environment) if spec else {}
+    run_env = dict(IMAGE_ENV)
+    run_env.update(spec.environment if spec else {})
     run_env.update(os.environ)
     run_env.update(env or {})
     run_env.setdefault("AWS_REGION", region)

@@ -8,7 +8,14 @@ from __future__ import annotations
 import os
 import time
 
-SEEN_ENV = ("SEG_CONFIDENCE", "SEG_INPUT_PREFIX", "SEG_OUTPUT_PREFIX", "ECHO_MARK", "LAMBDA_TASK_ROOT")
+SEEN_ENV = (
+    "SEG_CONFIDENCE",
+    "SEG_INPUT_PREFIX",
+    "SEG_OUTPUT_PREFIX",
+    "ECHO_MARK",
+    "LAMBDA_TASK_ROOT",
+    "MALLOC_ARENA_MAX",
+)
 
 
 def handler(event, context):

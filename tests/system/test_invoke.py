@@ -34,7 +34,8 @@ def assert_all_stopped(report):
     assert not [pid for pid in report.pids if processes.pid_alive(pid)]
 
 
-def test_echo_through_the_real_runtime_client():
+def test_echo_through_the_real_runtime_client(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     report = run([{"hello": "world"}], env={"ECHO_MARK": "from-caller", "SEG_CONFIDENCE": "0.25"})
     assert report.ok, report.error + "\n" + report.logs
     (body,) = report.responses
@@ -45,6 +46,7 @@ def test_echo_through_the_real_runtime_client():
     assert body["env"]["SEG_OUTPUT_PREFIX"] == "results/"
     assert body["env"]["SEG_CONFIDENCE"] == "0.25"
     assert body["env"]["ECHO_MARK"] == "from-caller"
+    assert body["env"]["MALLOC_ARENA_MAX"] == "1"  # the image's ENV: one malloc arena
     # the template's Timeout (29 s) is the deadline the emulator gives the function
     assert 20_000 < body["remaining_ms"] <= 29_000
     assert report.command[-1] == "lambda_echo.handler"

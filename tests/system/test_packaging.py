@@ -20,6 +20,7 @@ import pytest
 from conftest import REPO
 
 from infra import bake_model, image_spec, sam_local_template
+from infra.rie import IMAGE_ENV
 
 BIN = Path(sys.executable).parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -136,6 +137,9 @@ def test_dockerfile_bakes_the_checked_model_and_points_caches_at_tmp():
     assert env["SEG_MODEL_PATH"] == "/opt/model/pointrend_resnet50.pkl"
     for name in ("HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
         assert env[name].startswith("/tmp"), name
+    # one malloc arena (handler/allocator.py), and the emulator runs with the same
+    assert env["MALLOC_ARENA_MAX"] == "1"
+    assert {name: env[name] for name in IMAGE_ENV} == IMAGE_ENV
 
 
 def test_dockerfile_runs_as_any_user_without_writing_outside_tmp():
