@@ -3,6 +3,13 @@
 Lambda kills an invocation that runs out of time mid-way: the client gets a bare 502/timeout and, for S3,
 the whole event is retried. Checking the remaining time first turns that into a clear 503 (HTTP) or a
 reported, retried record (S3), before the model starts.
+
+The estimate knows the image: a cost model on the reference machine (2 vCPUs, as Lambda at 3008 MB) of a
+per-speed forward pass, the worst-case per-object cost (the mask head and each object's paste, for as many
+objects as the model may return) and a per-megapixel cost (decode, resize, and each object's paste, encoding
+and drawing at full resolution with boxes as large as the image). Images this process has timed scale it up
+when they ran slower than the model predicts (a loaded or smaller machine), never down: one fast small image
+says nothing about a large one. Where the constants come from: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -14,40 +21,54 @@ from typing import Protocol
 from handler.errors import OutOfTime
 from handler.settings import DetectionSpeed
 
-# Before any image has been timed: measured per-image times on 2 vCPUs (docs/performance.md), rounded up.
-FIRST_ESTIMATE_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid": 700.0}
+# The reference machine's costs, rounded up (docs/performance.md, "What the deadline assumes").
+FORWARD_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid": 700.0}
+PER_OBJECT_MS = 30.0
+PER_MEGAPIXEL_MS = 400.0
+MAX_OBJECTS = 100  # the model's detections per image (detectron2's TEST.DETECTIONS_PER_IMAGE)
 
 
 class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+def reference_ms(speed: DetectionSpeed, megapixels: float, objects: int = MAX_OBJECTS) -> float:
+    """One image's cost on the reference machine: forward at ``speed``, ``objects`` objects, its pixels."""
+    return FORWARD_MS[speed] + PER_OBJECT_MS * objects + PER_MEGAPIXEL_MS * megapixels
+
+
 class TimeBudget:
-    """Estimates one image's processing time from recent ones; checks it against the time left."""
+    """Estimates one image's processing time from its size and speed; checks it against the time left."""
 
     def __init__(self, margin_ms: float = 1500.0, window: int = 20) -> None:
         self.margin_ms = margin_ms
-        self._recent: deque[float] = deque(maxlen=window)
+        self._slowdowns: deque[float] = deque(maxlen=window)
         self._lock = threading.Lock()
 
-    def record(self, elapsed_ms: float) -> None:
+    def record(self, elapsed_ms: float, speed: DetectionSpeed, megapixels: float, objects: int) -> None:
+        """An image this process segmented: how much slower than the reference it ran."""
         with self._lock:
-            self._recent.append(elapsed_ms)
+            self._slowdowns.append(elapsed_ms / reference_ms(speed, megapixels, objects))
 
-    def estimate_ms(self, speed: DetectionSpeed) -> float:
+    def slowdown(self) -> float:
         with self._lock:
             # The slowest recent image, not the mean: a request cut off half-way is the failure to avoid.
-            return max(self._recent) if self._recent else FIRST_ESTIMATE_MS[speed]
+            return max(1.0, *self._slowdowns) if self._slowdowns else 1.0
 
-    def ensure_time_for_one(self, context: LambdaContext | None, speed: DetectionSpeed) -> None:
+    def estimate_ms(self, speed: DetectionSpeed, megapixels: float) -> float:
+        """The worst case for an image of this size at this speed: as many objects as the model returns."""
+        return self.slowdown() * reference_ms(speed, megapixels)
+
+    def ensure_time_for_one(self, context: LambdaContext | None, speed: DetectionSpeed, megapixels: float) -> None:
         if context is None or not hasattr(context, "get_remaining_time_in_millis"):
             return  # not running in Lambda (local server, CLI): no deadline
         remaining = context.get_remaining_time_in_millis()
-        needed = self.estimate_ms(speed) + self.margin_ms
+        needed = self.estimate_ms(speed, megapixels) + self.margin_ms
         if remaining < needed:
             raise OutOfTime(
-                f"not enough time left in this invocation: {remaining} ms remain, about {needed:.0f} ms are "
-                "needed for one image; retry, or raise the function timeout"
+                f"not enough time left in this invocation: {remaining} ms remain, up to {needed:.0f} ms may be "
+                f"needed for this image ({megapixels:.1f} MP at {speed} speed); retry, raise the function "
+                "timeout, or send a smaller image"
             )
 
 

@@ -1,7 +1,9 @@
 import pytest
 
-from handler.deadline import FIRST_ESTIMATE_MS, TimeBudget
+from handler.deadline import FORWARD_MS, MAX_OBJECTS, PER_MEGAPIXEL_MS, PER_OBJECT_MS, TimeBudget, reference_ms
 from handler.errors import OutOfTime
+
+MP_48 = 8064 * 6048 / 1e6
 
 
 class Context:
@@ -13,22 +15,47 @@ class Context:
 
 
 def test_no_context_means_no_deadline():
-    TimeBudget().ensure_time_for_one(None, "normal")
+    TimeBudget().ensure_time_for_one(None, "normal", MP_48)
 
 
-def test_first_estimate_is_per_speed_then_learned():
-    budget = TimeBudget(margin_ms=100)
-    assert budget.estimate_ms("rapid") == FIRST_ESTIMATE_MS["rapid"]
-    budget.record(250.0)
-    budget.record(400.0)
-    budget.record(300.0)
-    assert budget.estimate_ms("rapid") == 400.0  # the slowest recent image
-    budget.ensure_time_for_one(Context(501), "rapid")
-    with pytest.raises(OutOfTime, match="499 ms remain"):
-        budget.ensure_time_for_one(Context(499), "rapid")
+def test_estimate_scales_with_megapixels_speed_and_worst_case_objects():
+    budget = TimeBudget()
+    small, large = budget.estimate_ms("rapid", 0.1), budget.estimate_ms("rapid", MP_48)
+    assert large - small == pytest.approx(PER_MEGAPIXEL_MS * (MP_48 - 0.1))
+    assert (
+        budget.estimate_ms("normal", 1.0) - budget.estimate_ms("rapid", 1.0)
+        == FORWARD_MS["normal"] - FORWARD_MS["rapid"]
+    )
+    assert budget.estimate_ms("fast", 1.0) == FORWARD_MS["fast"] + PER_OBJECT_MS * MAX_OBJECTS + PER_MEGAPIXEL_MS
+
+
+def test_a_48_mp_image_after_many_small_rapid_ones_is_refused():
+    budget = TimeBudget(margin_ms=1500)
+    for _ in range(50):  # small photos at rapid speed, each well inside the reference cost
+        budget.record(300.0, "rapid", 0.3, 2)
+    budget.ensure_time_for_one(Context(20_000), "rapid", 0.3)
+    with pytest.raises(OutOfTime, match=r"48\.8 MP at rapid speed"):
+        budget.ensure_time_for_one(Context(20_000), "rapid", MP_48)
+    with pytest.raises(OutOfTime):
+        budget.ensure_time_for_one(Context(27_000), "normal", MP_48)
+
+
+def test_images_slower_than_the_reference_scale_every_estimate_up_never_down():
+    budget = TimeBudget(margin_ms=0)
+    before = budget.estimate_ms("normal", 12.0)
+    budget.record(100.0, "rapid", 0.1, 0)  # faster than the reference: no change
+    assert budget.estimate_ms("normal", 12.0) == before
+    budget.record(2 * reference_ms("fast", 2.0, 10), "fast", 2.0, 10)  # twice as slow (a loaded machine)
+    assert budget.estimate_ms("normal", 12.0) == pytest.approx(2 * before)
+    budget.ensure_time_for_one(Context(int(2 * before) + 1), "normal", 12.0)
+    with pytest.raises(OutOfTime, match=r"\d+ ms remain"):
+        budget.ensure_time_for_one(Context(int(2 * before) - 1), "normal", 12.0)
+    for _ in range(20):  # the window forgets it
+        budget.record(100.0, "rapid", 0.1, 0)
+    assert budget.estimate_ms("normal", 12.0) == before
 
 
 def test_out_of_time_is_a_503_with_a_message():
     with pytest.raises(OutOfTime) as caught:
-        TimeBudget().ensure_time_for_one(Context(10), "normal")
+        TimeBudget().ensure_time_for_one(Context(10), "normal", 1.0)
     assert caught.value.status == 503 and "retry" in caught.value.message

@@ -44,13 +44,15 @@ def segment_bytes(
     when the Lambda ``context`` has too little time left for one image."""
     started = time.perf_counter()
     segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image
-    time_budget.ensure_time_for_one(context, options.detection_speed or settings.detection_speed)
+    speed = options.detection_speed or settings.detection_speed
     rgb = images.decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
     decoded = time.perf_counter()
-    result = segment_rgb(rgb, segmenter, options.confidence, options.classes, options.detection_speed, outputs)
+    megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
+    time_budget.ensure_time_for_one(context, speed, megapixels)  # the image's size decides what it may cost
+    result, detected = _segment(rgb, segmenter, options.confidence, options.classes, speed, outputs)
     result.timings_ms["decode"] = (decoded - started) * 1000
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
-    time_budget.record(result.timings_ms["total"])
+    time_budget.record(result.timings_ms["total"], speed, megapixels, detected)
     return SegmentedImage(rgb=rgb, result=result)
 
 
@@ -64,6 +66,18 @@ def segment_rgb(
 ) -> Segmentation:
     """Detect on a decoded image, keep only ``classes`` (COCO names) when given, then paste each kept object's
     mask and hand it to ``outputs``' consumers, one object at a time (``objects.encode_objects``)."""
+    return _segment(rgb, segmenter, confidence, classes, detection_speed, outputs)[0]
+
+
+def _segment(
+    rgb: np.ndarray,
+    segmenter: Segmenter,
+    confidence: float | None,
+    classes: Sequence[str] | None,
+    detection_speed: DetectionSpeed | None,
+    outputs: Outputs,
+) -> tuple[Segmentation, int]:
+    """``segment_rgb``, and how many objects the model found before ``classes`` kept some (what they cost)."""
     wanted = segmenter.validate_classes(classes)
     found = segmenter.detect(rgb, confidence, detection_speed)
     names = [segmenter.class_names[i] for i in found.class_ids]
@@ -81,4 +95,4 @@ def segment_rgb(
     started = time.perf_counter()
     encode_objects(rgb, result, found.masks(keep), outputs)
     result.timings_ms["masks"] = (time.perf_counter() - started) * 1000
-    return result
+    return result, len(found.boxes)

@@ -166,6 +166,26 @@ def test_too_little_time_left_is_a_503_before_the_model_runs(lambda_handler) -> 
     assert json.loads(response["body"])["error"]["code"] == "out_of_time"
 
 
+def test_a_48_mp_upload_after_small_ones_is_refused_not_killed(lambda_handler, monkeypatch) -> None:
+    """The deadline knows the image: small requests pass with the same time left that a 48 MP one lacks
+    (whose worst case is far beyond what small ones took), so it gets a 503 instead of Lambda's kill."""
+    from events.make_http_events import http_api_v2, multipart
+    from handler.deadline import TimeBudget
+    from handler.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "time_budget", TimeBudget())
+    for _ in range(3):
+        response = lambda_handler(load("apigw-http-multipart.json"), FakeLambdaContext(remaining_ms=20_000))
+        assert response["statusCode"] == 200
+    photo = io.BytesIO()
+    Image.new("RGB", (8064, 6048), (90, 120, 150)).save(photo, "JPEG", quality=50)
+    event = http_api_v2("POST", "/segment", None, *multipart("image", "phone.jpg", "image/jpeg", photo.getvalue()))
+    response = lambda_handler(event, FakeLambdaContext(remaining_ms=20_000))
+    assert response["statusCode"] == 503, response["body"][:300]
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "out_of_time" and "48.8 MP" in error["message"]
+
+
 def test_an_event_nobody_claims_is_a_clear_error(lambda_handler) -> None:
     from handler.lambda_function import UnclaimedEvent
 
