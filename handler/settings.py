@@ -27,11 +27,12 @@ class Settings(BaseSettings):
     detection_speed: DetectionSpeed = "normal"
     torch_threads: int | None = Field(None, ge=1, description="default: torch's own choice")
     channels_last: bool = Field(
-        False, description="NHWC activations + fused oneDNN convs: ~10% faster, not bit-identical to stock PixelLib"
+        False,
+        description="NHWC activations + fused oneDNN convs: faster, not identical to stock PixelLib",
     )
     max_image_bytes: int = Field(6 * 1024 * 1024, ge=1)
-    # 8064 x 6048, the iPhone's 48 MP: the largest size measured with 100 objects inside 2.5 GB and 20 s of CPU
-    # on 2 cores (bench/scale.py, docs/performance.md).
+    # 8064 x 6048, the iPhone's 48 MP: the largest size bench/scale.py measured inside the memory and time bounds
+    # with 100 objects (docs/performance.md).
     max_pixels: int = Field(8064 * 6048, ge=1)
     overlay_max_side: int = Field(
         2048, ge=16, description="the overlay picture's long side at most (px): bounds its memory and the response"

@@ -1,7 +1,7 @@
 """What a backfill will cost and take, from the object count and a per-image time: ``backfill --dry-run``.
 
-The per-image time defaults to ``bench/engine.py``'s figure for our engine at 1333x800 (2.90 s, 2-core
-development machine, 2026-11-27; docs/performance.md): Lambda at the default 3008 MB runs on 2 vCPUs too.
+The per-image time defaults to ``bench/engine.py``'s figure for our engine at 1333x800 (its date and machine
+are in docs/performance.md): Lambda at the default 3008 MB runs on 2 vCPUs too.
 Prices are AWS's published us-east-1 list prices (Lambda per GB-s and per request, S3 Standard requests,
 S3 Batch Operations per job and per object); each is a flag where they differ.
 """

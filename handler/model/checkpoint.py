@@ -69,7 +69,7 @@ def read_weights(path: Path, expected_sha256: str | None) -> dict[str, np.ndarra
 
     A pickle can run code when loaded, so only numpy arrays are unpickled (``WeightsUnpickler``), and with
     ``expected_sha256`` the file is refused unless it is byte-for-byte the pinned one. The file is streamed
-    once: the sha256 is computed over the bytes as the unpickler reads them (no second 240 MB copy).
+    once: the sha256 is computed over the bytes as the unpickler reads them (no second copy of the file).
     """
     try:
         stream = path.open("rb")

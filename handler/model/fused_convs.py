@@ -162,13 +162,14 @@ def fuse_convolutions(model: torch.nn.Module) -> int:
 
 
 def use_channels_last(model: torch.nn.Module) -> None:
-    """NHWC activations (with ``fuse_convolutions``): about 1.2x faster backbone, but NOT the stock numbers.
+    """NHWC activations (with ``fuse_convolutions``): a faster backbone, but NOT the stock numbers.
 
     oneDNN's NHWC kernels sum in another order than the blocked-NCHW kernels stock PixelLib runs, so floats
     differ in the last bits. Trained weights shrug that off; the random test model amplifies it into boxes
-    several pixels off and masks with IoU < 0.99 against stock (bench/engine.py shows it), so this is an
+    and masks outside the tolerance against stock (bench/engine.py shows it; docs/performance.md), so this is an
     option (``Segmenter(..., channels_last=True)``), not the default. Only activations are converted: oneDNN
-    reorders the weights per call either way, and converting them would copy 140 MB at cold start.
+    reorders the weights per call either way, and converting them would copy all the
+    convolution weights at cold start.
     """
     backbone_forward = model.backbone.forward
 
