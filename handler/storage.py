@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as NoConnection
 
 from handler.errors import Forbidden, ImageTooLarge, InvalidRequest, NotFound
 
@@ -33,6 +34,10 @@ MAX_KEY_BYTES = 1024
 # Without s3:ListBucket, S3 answers 403 rather than 404 for a missing key: both mean "nothing to read".
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NoSuchVersion"})
 DENIED_CODES = frozenset({"403", "AccessDenied", "InvalidObjectState"})
+# What S3 answers when it is busy or failing inside: worth a retry a little later (with any 5xx or 429).
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable"}
+)
 
 
 @lru_cache(maxsize=1)
@@ -100,6 +105,15 @@ def _permanent_errors(bucket: str, key: str) -> Iterator[None]:
         if code in DENIED_CODES:
             raise Forbidden(f"s3://{bucket}/{key} cannot be read ({code})") from exc
         raise
+
+
+def is_transient(exc: BaseException) -> bool:
+    """S3 throttling, an S3 5xx, or no answer at all (connection refused, reset, timed out): the request
+    may well succeed if made again a little later, after botocore's own retries gave up."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return exc.response.get("Error", {}).get("Code") in TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, (NoConnection, HTTPClientError))
 
 
 def head(bucket: str, key: str) -> StoredObject:

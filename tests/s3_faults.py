@@ -4,6 +4,7 @@ it throttles (503 SlowDown) or fails inside (500 InternalError): moto cannot be 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,3 +77,21 @@ class TransientS3:
     def __exit__(self, *_: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def s3_at(url: str) -> Iterator[None]:
+    """The handler's S3 client pointed at ``url`` (a stand-in, or a port where nothing listens), then back."""
+    from handler import storage
+
+    saved = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = url
+    storage.s3_client.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = saved
+        storage.s3_client.cache_clear()

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 
-from fastapi import FastAPI, Request
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from handler import metrics
+from handler import metrics, storage
 from handler.errors import RetryableError, ServiceError, describe_validation_errors
 from handler.logs import logger
 
 RETRY_AFTER_SECONDS = "2"
+# S3 asks to slow down (SlowDown) or is failing: give it longer than a busy process needs.
+STORAGE_RETRY_AFTER_SECONDS = "5"
 
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -41,6 +44,17 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, message, exc.headers)
 
 
+async def storage_error(request: Request, exc: Exception) -> Response:
+    """S3 throttling, 5xx or no connection (after botocore's retries): 503 with Retry-After, for the client to
+    retry; any other S3 error is a bug or a misconfiguration: a 500."""
+    if not storage.is_transient(exc):
+        return await unexpected_error(request, exc)
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+    logger.warning("storage unavailable", extra={"path": request.url.path, "s3_error": code})
+    message = "the storage is busy or unreachable right now; retry after the Retry-After seconds"
+    return error_response(503, "storage_unavailable", message, {"Retry-After": STORAGE_RETRY_AFTER_SECONDS})
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug or an outage, never the client's input: logged with its traceback, answered without it."""
     logger.exception("unexpected error", extra={"path": request.url.path})
@@ -52,4 +66,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RetryableError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ClientError, storage_error)
+    app.add_exception_handler(BotoCoreError, storage_error)
     app.add_exception_handler(Exception, unexpected_error)
