@@ -2,7 +2,8 @@
 
 Per file: ``POST /jobs``, the file POSTed straight to S3 with the returned form fields (a progress bar),
 ``GET /jobs/{job_id}`` with backoff until done or failed, then ``<name>.json`` (and ``<name>.png`` with
-``--overlay``) in the output folder. Failures are collected with their code and message, never fatal.
+``--overlay``) in the output folder. Every request is retried on 429, 503 and other 5xx (``cli/backoff.py``).
+Failures are collected with their code and message, never fatal.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from handler.cli.backoff import Backoff
 from handler.cli.report import FilesReport
 
 FIRST_POLL_S = 1.0
@@ -69,10 +71,14 @@ class JobsClient:
         self.api = api.rstrip("/")
         self.client = client
         self.sleep = sleep
+        self.backoff = Backoff(sleep=sleep)
 
     def create(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
         path.stat()  # a missing file fails here, before a job is made for it
-        response = self.client.post(f"{self.api}/jobs", json={"filename": path.name, **options})
+        body = {"filename": path.name, **options}
+        response = self.backoff.call(
+            f"create a job for {path.name}", lambda: self.client.post(f"{self.api}/jobs", json=body)
+        )
         if response.status_code != 201:
             raise _api_error(response)
         return response.json()
@@ -82,9 +88,13 @@ class JobsClient:
         if size > job["max_bytes"]:  # S3 would refuse it after the whole upload
             raise JobFailed("image_too_large", f"the file is {size} bytes; the limit is {job['max_bytes']} bytes")
         upload = job["upload"]
-        bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}", leave=False)
-        with bar, _ProgressFile(path, bar) as body:
-            response = self.client.post(upload["url"], data=upload["fields"], files={"file": (path.name, body)})
+
+        def send() -> httpx.Response:  # the file from its start again on each try
+            bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"upload {path.name}", leave=False)
+            with bar, _ProgressFile(path, bar) as body:
+                return self.client.post(upload["url"], data=upload["fields"], files={"file": (path.name, body)})
+
+        response = self.backoff.call(f"upload {path.name}", send)
         if response.status_code >= 300:
             raise _s3_error(response)
 
@@ -93,8 +103,9 @@ class JobsClient:
         (a poll costs a few S3 reads; a longer wait would only delay the answer)."""
         deadline = time.monotonic() + timeout_s
         delay = FIRST_POLL_S
+        url = f"{self.api}{job['status_url']}"
         while True:
-            response = self.client.get(f"{self.api}{job['status_url']}")
+            response = self.backoff.call(f"job {job['job_id'][:8]}", lambda: self.client.get(url))
             if response.status_code != 200:
                 raise _api_error(response)
             state = response.json()
@@ -111,7 +122,7 @@ class JobsClient:
         written = [out_dir / f"{path.stem}.json"]
         written[0].write_text(json.dumps(state["result"]))
         if state.get("overlay_url"):
-            response = self.client.get(state["overlay_url"])
+            response = self.backoff.call(f"overlay of {path.name}", lambda: self.client.get(state["overlay_url"]))
             if response.status_code != 200:
                 raise _s3_error(response)
             written.append(out_dir / f"{path.stem}.png")

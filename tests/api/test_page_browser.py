@@ -291,3 +291,60 @@ def test_a_file_over_6_mb_goes_through_the_jobs_flow(
     assert [False, 1.0] in progress and any(0 < value < 1 for _, value in progress), progress
     assert progress[-1][0] is True  # hidden again once the upload is done
     assert problems == []  # CSP violations and CORS failures would be console errors
+
+
+def test_the_job_poller_retries_429_and_503_honouring_retry_after_and_says_so(browser: Browser, server: str) -> None:
+    page, problems = open_page(browser, server, 1280, 900)
+    job_id = "f" * 32
+    answers = [
+        (429, {"Retry-After": "1"}, '{"message": "Too Many Requests"}'),
+        (503, {"Retry-After": "2"}, '{"error": {"code": "storage_unavailable", "message": "retry"}}'),
+        (200, {}, json.dumps({"job_id": job_id, "status": "processing"})),
+        (502, {}, '{"message": "Internal Server Error"}'),  # no Retry-After: the backoff's own wait
+        (200, {}, json.dumps({"job_id": job_id, "status": "done", "result": {"class_names": []}})),
+    ]
+    asked: list[str] = []
+
+    def answer(route: Any) -> None:
+        asked.append(route.request.url)
+        status, headers, body = answers[len(asked) - 1]
+        route.fulfill(status=status, headers={"Content-Type": "application/json", **headers}, body=body)
+
+    page.route(f"{server}/jobs/{job_id}", answer)
+    outcome = page.evaluate(
+        """async (jobId) => {
+            const { waitForJob } = await import("/static/jobs.js");
+            const statuses = [], waits = [];
+            const state = await waitForJob({ job_id: jobId }, (s) => statuses.push(s), (m) => waits.push(m));
+            return { state, statuses, waits };
+        }""",
+        job_id,
+    )
+    assert outcome["state"]["status"] == "done" and len(asked) == len(answers)
+    assert outcome["statuses"] == ["processing"]
+    waits = outcome["waits"]
+    assert waits[0] == "The server is busy (429); retrying in 1 s (1 of 6)…"
+    assert waits[1] == "The server is busy (503); retrying in 2 s (2 of 6)…"
+    assert waits[2].startswith("The server is busy (502); retrying in") and len(waits) == 3
+    assert all("status of 5" in p or "status of 429" in p for p in problems), problems  # the answers above only
+
+
+def test_retry_delays_double_to_a_cap_and_follow_retry_after(browser: Browser, server: str) -> None:
+    page, _ = open_page(browser, server, 800, 600)
+    delays = page.evaluate(
+        """async () => {
+            const { retryDelayMs } = await import("/static/jobs.js");
+            const bare = new Response(null, { status: 503 });
+            const after = (value) => new Response(null, { status: 503, headers: { "Retry-After": value } });
+            return {
+                backoff: [0, 1, 2, 3, 4, 5, 6].map((attempt) => retryDelayMs(bare, attempt)),
+                seconds: retryDelayMs(after("7"), 0),
+                capped: retryDelayMs(after("600"), 0),
+                date: retryDelayMs(after(new Date(Date.now() + 10000).toUTCString()), 0),
+            };
+        }"""
+    )
+    for delay, ceiling in zip(delays["backoff"], [1000, 2000, 4000, 8000, 16000, 30000, 30000], strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    assert (delays["seconds"], delays["capped"]) == (7000, 30000)
+    assert 8000 <= delays["date"] <= 10000

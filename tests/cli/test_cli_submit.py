@@ -3,7 +3,9 @@ S3 trigger is ``lambda_handler`` given each upload's notification while the clie
 
 from __future__ import annotations
 
+import email.utils
 import json
+import os
 import socket
 import threading
 import time
@@ -12,13 +14,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import httpx
 import pytest
 import uvicorn
 from conftest import IMAGES, FakeLambdaContext, read_event
+from flaky_http import Failure, Rule, flaky
 from PIL import Image
 
+from handler import storage
 from handler.api import app
 from handler.cli import main
+from handler.cli.backoff import Backoff, retry_after
 from handler.cli.submit import submit_files
 from handler.settings import get_settings
 
@@ -104,3 +110,59 @@ def test_submit_to_an_unreachable_api_reports_the_connection_error(tmp_path: Pat
         port = probe.getsockname()[1]
     code = main(["submit", "--api", f"http://127.0.0.1:{port}", str(PHOTO), "--out", str(tmp_path)])
     assert code == 1 and "ConnectError" in capsys.readouterr().out
+
+
+THROTTLED = Failure(429, b'{"message":"Too Many Requests"}', {"Retry-After": "1", "Content-Type": "application/json"})
+BUSY = Failure(
+    503,
+    b'{"error": {"code": "storage_unavailable", "message": "retry"}}',
+    {"Retry-After": "2", "Content-Type": "application/json"},
+)
+SLOW_DOWN = Failure(503, b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>")
+
+
+def test_submit_retries_429_and_503_honouring_retry_after_and_says_so(
+    api: str, lambda_handler: Any, s3: Any, bucket: str, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    # The API throttled (429) then busy (503) on every route once each; S3 slowing down the upload twice.
+    rules = [Rule(r"POST /jobs", [THROTTLED, BUSY]), Rule(r"GET /jobs/\w+", [BUSY, THROTTLED])]
+    s3_rules = [Rule(rf"POST /{bucket}/?", [SLOW_DOWN, SLOW_DOWN])]
+    with flaky(api, rules) as front, flaky(os.environ["AWS_ENDPOINT_URL"], s3_rules) as s3_front:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3_front.url)  # the presigned form points at the flaky S3
+        storage.s3_client.cache_clear()
+        trigger = S3Trigger(lambda_handler, s3, bucket)
+        report = submit_files(front.url, [PHOTO], tmp_path, {"confidence": 0}, sleep=trigger)
+    storage.s3_client.cache_clear()
+    assert report.succeeded == 1 and not report.failed, report.summary()
+    assert json.loads((tmp_path / "astronaut.json").read_text())["class_names"]
+    statuses = [status for request, status in front.answered]
+    assert statuses[:3] == [429, 503, 201] and statuses.count(429) == 2 and statuses.count(503) == 2
+    assert [status for _, status in s3_front.answered if status == 503] == [503, 503]
+    assert trigger.waits[:2] == [1.0, 2.0]  # create: Retry-After 1, then 2, honoured exactly
+    assert 2.0 in trigger.waits[2:] and 1.0 in trigger.waits[2:]  # polling: the same
+    said = capsys.readouterr().err
+    assert "create a job for astronaut.jpg: 429, retrying in 1 s (1 of 6)" in said
+    assert "create a job for astronaut.jpg: 503 storage_unavailable, retrying in 2 s (2 of 6)" in said
+    # S3's SlowDown has no Retry-After: the backoff's own waits (1 s, then 2 s, each with jitter)
+    assert said.count("upload astronaut.jpg: 503 SlowDown, retrying in") == 2
+
+
+def test_submit_gives_up_after_the_retries_with_the_last_answer(api: str, tmp_path: Path, capsys: Any) -> None:
+    rules = [Rule(r"POST /jobs", [BUSY] * 7)]
+    waits: list[float] = []
+    with flaky(api, rules) as front:
+        report = submit_files(front.url, [PHOTO], tmp_path, {}, sleep=waits.append)
+    assert report.failed[PHOTO] == "storage_unavailable: retry"
+    assert waits == [2.0] * 6 and len(front.answered) == 7
+    assert capsys.readouterr().err.count("retrying in 2 s") == 6
+
+
+def test_backoff_doubles_up_to_its_cap_with_jitter_and_reads_retry_after_dates() -> None:
+    backoff = Backoff(first_s=1.0, cap_s=30.0)
+    bare = httpx.Response(503)
+    for attempt, ceiling in enumerate([1, 2, 4, 8, 16, 30, 30]):
+        assert ceiling / 2 <= backoff.delay(attempt, bare) <= ceiling
+    assert backoff.delay(0, httpx.Response(429, headers={"Retry-After": "120"})) == 30.0  # capped
+    soon = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= backoff.delay(0, httpx.Response(503, headers={"Retry-After": soon})) <= 10
+    assert retry_after(httpx.Response(503, headers={"Retry-After": "soon"})) is None

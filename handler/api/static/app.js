@@ -103,14 +103,16 @@ async function segmentAsJob(options) {
   if (server.maxImageBytes !== null && chosen.size > server.maxImageBytes) {
     throw new Error(`the file is ${megabytes(chosen.size)}; the limit is ${megabytes(server.maxImageBytes)}`);
   }
-  const job = await createJob(chosen, options);
+  const job = await createJob(chosen, options, setStatus);
   setStatus(`Uploading ${megabytes(chosen.size)}…`);
   setProgress(0);
   await upload(job, chosen, setProgress);
   setProgress(null);
   setStatus("Uploaded; waiting for the segmentation…");
-  const state = await waitForJob(job, (status) =>
-    setStatus(status === "processing" ? "Segmenting…" : "Waiting for the upload to arrive…"),
+  const state = await waitForJob(
+    job,
+    (status) => setStatus(status === "processing" ? "Segmenting…" : "Waiting for the upload to arrive…"),
+    setStatus,
   );
   return { result: state.result, overlay: state.overlay_url };
 }

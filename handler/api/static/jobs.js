@@ -3,6 +3,39 @@
 
 const FIRST_POLL_MS = 1000;
 const MAX_POLL_MS = 5000;
+// 429 (API Gateway's throttling), 503 (busy, out of time, S3 unavailable) and other 5xx pass if asked
+// again later: retried with capped exponential backoff, or after the Retry-After the answer names.
+const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
+const RETRIES = 6;
+const FIRST_RETRY_MS = 1000;
+const MAX_RETRY_MS = 30000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// How long to wait before retry number attempt + 1: Retry-After (seconds or a date) when given, else
+// 1 s, 2 s, 4 s, ... with jitter; never more than MAX_RETRY_MS.
+export function retryDelayMs(response, attempt) {
+  const advised = (response.headers.get("Retry-After") || "").trim();
+  if (/^\d+$/.test(advised)) return Math.min(Number(advised) * 1000, MAX_RETRY_MS);
+  const date = Date.parse(advised);
+  if (!Number.isNaN(date)) return Math.min(Math.max(0, date - Date.now()), MAX_RETRY_MS);
+  return Math.min(FIRST_RETRY_MS * 2 ** attempt, MAX_RETRY_MS) * (0.5 + Math.random() / 2);
+}
+
+// fetch, retried on RETRY_STATUSES; onWait(message) says what it is waiting for. The last answer when the
+// retries run out.
+export async function fetchRetrying(url, init, onWait) {
+  for (let attempt = 0; ; attempt += 1) {
+    const response = await fetch(url, init);
+    if (!RETRY_STATUSES.has(response.status) || attempt >= RETRIES) return response;
+    const delay = retryDelayMs(response, attempt);
+    onWait(
+      `The server is busy (${response.status}); retrying in ${Math.max(1, Math.round(delay / 1000))} s ` +
+        `(${attempt + 1} of ${RETRIES})…`,
+    );
+    await sleep(delay);
+  }
+}
 
 export class JobError extends Error {}
 
@@ -26,14 +59,11 @@ function s3Error(xhr) {
   return new JobError(xhr.status ? `the upload was refused (${xhr.status})` : "the storage could not be reached");
 }
 
-export async function createJob(file, options) {
+export async function createJob(file, options, onWait = () => {}) {
   const body = { filename: file.name, ...options };
   if (file.type.startsWith("image/")) body.content_type = file.type;
-  const response = await fetch("jobs", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const response = await fetchRetrying("jobs", init, onWait);
   if (response.status !== 201) throw await serviceError(response);
   return response.json();
 }
@@ -55,16 +85,17 @@ export function upload(job, file, onProgress) {
   });
 }
 
-export async function waitForJob(job, onStatus) {
+// onStatus(status) after each poll; onWait(message) while a poll waits to be retried.
+export async function waitForJob(job, onStatus, onWait = () => {}) {
   let delay = FIRST_POLL_MS;
   for (;;) {
-    const response = await fetch(`jobs/${job.job_id}`);
+    const response = await fetchRetrying(`jobs/${job.job_id}`, undefined, onWait);
     if (!response.ok) throw await serviceError(response);
     const state = await response.json();
     if (state.status === "done") return state;
     if (state.status === "failed") throw new JobError(state.error.message);
     onStatus(state.status);
-    await new Promise((resolve) => setTimeout(resolve, delay));
+    await sleep(delay);
     delay = Math.min(delay * 1.5, MAX_POLL_MS);
   }
 }
