@@ -21,6 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from handler import __version__, metrics
 from handler.api import errors as api_errors
 from handler.api.admission import Admission, get_admission
+from handler.api.docs_pages import ASSETS_PATH as DOCS_ASSETS_PATH
+from handler.api.docs_pages import assets as docs_assets
+from handler.api.docs_pages import router as docs_router
 from handler.api.jobs import router as jobs_router
 from handler.api.limits import ensure_fits
 from handler.api.models import (
@@ -94,12 +97,16 @@ app = FastAPI(
     description="Instance segmentation (PointRend R50-FPN, 80 COCO classes). Errors are "
     '`{"error": {"code": ..., "message": ...}}`.',
     lifespan=lifespan,
+    docs_url=None,  # served from the package by docs_pages, not from a CDN
+    redoc_url=None,
 )
 api_errors.install(app)
 app.add_middleware(SecurityHeaders)
 app.add_middleware(LocalMetrics)
 app.include_router(router)
 app.include_router(jobs_router)
+app.include_router(docs_router)
+app.mount(DOCS_ASSETS_PATH, docs_assets, name="docs-assets")  # under /static/, so before it
 app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 

@@ -424,6 +424,29 @@ def test_openapi_and_docs_publish_the_real_schema(client: TestClient) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+def test_docs_page_loads_only_files_of_this_app(client: TestClient) -> None:
+    """Swagger UI from the package (fastapi-offline's files), nothing from a CDN, no inline script."""
+    docs = client.get("/docs")
+    html = docs.text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(not re.match(r"[a-z]+:|//", source) for source in sources), sources
+    assert re.findall(r"<script[^>]*>", html) == [
+        '<script src="static/swagger-ui/swagger-ui-bundle.js">',
+        '<script src="static/docs.js">',
+    ]
+    csp = docs.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "img-src 'self' data:;" in csp
+    for source in sources:
+        asset = client.get(f"/{source}")
+        assert asset.status_code == 200 and len(asset.content) > 100, source
+    assert (
+        client.get("/static/swagger-ui/swagger-ui-bundle.js")
+        .headers["content-type"]
+        .startswith(("text/javascript", "application/javascript"))
+    )
+    assert client.get("/redoc").status_code == 404
+
+
 def test_page_has_security_headers_and_no_inline_or_external_code(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
