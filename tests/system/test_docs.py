@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,52 @@ def test_each_page_opens_with_a_title_and_a_two_line_summary(page: Path):
         assert not re.match(r"\s*(#|\||```|[-*+] |\d+\. |!\[)", line), (
             f"{page.name}: the summary must be plain prose, not {line!r}"
         )
+
+
+SH_BLOCK = re.compile(r"^[ \t]*```sh\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
+LOCAL_PATH = re.compile(r"^(events|tests|docs|infra)/")
+
+
+def handler_commands(markdown: str) -> list[list[str]]:
+    """Each ``python -m handler ...`` (or ``.venv/bin/python -m handler ...``) in the ```sh blocks, split as
+    the shell would (comments dropped, ``&&`` chains apart, ``$VARS`` left as text)."""
+    commands = []
+    for block in SH_BLOCK.findall(markdown):
+        for line in block.splitlines():
+            words_in_line = shlex.split(line, comments=True)
+            parts: list[list[str]] = [[]]
+            for word in words_in_line:
+                if word in ("&&", "||", ";", "|"):
+                    parts.append([])
+                else:
+                    parts[-1].append(word)
+            for words in parts:
+                for start in range(len(words) - 2):
+                    if words[start].endswith("python") and words[start + 1 : start + 3] == ["-m", "handler"]:
+                        commands.append(words[start + 3 :])
+    return commands
+
+
+@pytest.mark.parametrize("document", [README, REPO / "docs" / "cli-and-settings.md"], ids=lambda path: path.name)
+def test_the_command_examples_parse_and_name_files_that_exist(document: Path):
+    """A newcomer's path: every ``python -m handler`` example is a valid command line of today's parser, and
+    the repository files it names (events/..., tests/images/*.jpg) exist."""
+    from handler.cli import build_parser
+
+    commands = handler_commands(document.read_text(encoding="utf-8"))
+    assert len(commands) >= 5, commands
+    parser = build_parser()
+    for words in commands:
+        try:
+            parser.parse_args(words)
+        except SystemExit:
+            pytest.fail(f"{document.name}: `python -m handler {' '.join(words)}` does not parse")
+        for word in words:
+            if LOCAL_PATH.match(word):
+                assert glob.glob(str(REPO / word)), f"{document.name}: {word} does not exist"
+
+
+def test_the_readme_says_which_python_and_what_make_test_needs_as_root():
+    text = README.read_text(encoding="utf-8")
+    assert ". .venv/bin/activate" in text
+    assert "chromium" in text and "root" in text
