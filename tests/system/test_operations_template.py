@@ -36,6 +36,9 @@ ALARMS = {
     "HttpDurationAlarm": ("AWS/Lambda", "Duration", "SegmentFunction"),
     "WorkerDurationAlarm": ("AWS/Lambda", "Duration", "WorkerFunction"),
     "FailureQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "FailureQueue"),
+    "HttpApplicationErrorsAlarm": ("PointRend", "Errors", "http"),  # the service's own metric: entry_point
+    "Api5xxAlarm": ("AWS/ApiGateway", "5xx", "HttpApi"),
+    "WorkerConcurrencyAlarm": ("AWS/Lambda", "ConcurrentExecutions", "WorkerFunction"),
 }
 METRIC_NAMES = (
     "ImagesSegmented",
@@ -175,6 +178,7 @@ def test_each_alarm_watches_its_resource_and_notifies_the_topic(resources, alarm
     namespace, metric, resource = ALARMS[alarm]
     properties = resources[alarm]["Properties"]
     reference = {"Fn::GetAtt": ["FailureQueue", "QueueName"]} if resource == "FailureQueue" else {"Ref": resource}
+    reference = resource if namespace == metrics.NAMESPACE else reference
     assert alarm_metric(properties) == (namespace, metric, reference)
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}] == properties["OKActions"]
     assert properties["TreatMissingData"] == "notBreaching"
@@ -190,6 +194,41 @@ def test_duration_alarms_follow_the_timeout_parameter(resources, alarm, timeout)
     (share,) = [m for m in properties["Metrics"] if m.get("ReturnData")]
     assert share["Expression"] == {"Fn::Sub": f"duration / (${{{timeout}}} * 1000)"}
     assert properties["Threshold"] == 0.9
+
+
+def test_application_errors_alarm_watches_the_500s_mangum_answers(resources):
+    # An unhandled exception becomes a 500 answer and a successful invocation: Lambda's Errors never sees it.
+    properties = resources["HttpApplicationErrorsAlarm"]["Properties"]
+    assert properties["Dimensions"] == [
+        {"Name": "entry_point", "Value": "http"},
+        {"Name": "error_code", "Value": "internal_error"},
+        {"Name": "service", "Value": metrics.SERVICE},
+    ]
+    assert (properties["Statistic"], properties["Threshold"]) == ("Sum", 1)
+
+
+def test_the_errors_metric_has_the_alarms_dimensions_when_a_request_fails(capsys):
+    # What handler/metrics.py prints for one 500 is what HttpApplicationErrorsAlarm watches.
+    with metrics.scope():
+        metrics.record_error("http", "internal_error")
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines() if "Errors" in text]
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "PointRend" and sorted(directive["Dimensions"][0]) == [
+        "entry_point",
+        "error_code",
+        "service",
+    ]
+    assert (line["entry_point"], line["error_code"], line["service"]) == ("http", "internal_error", metrics.SERVICE)
+    assert line["Errors"] in (1, 1.0, [1.0])
+
+
+def test_worker_concurrency_alarm_follows_its_reservation(resources):
+    properties = resources["WorkerConcurrencyAlarm"]["Properties"]
+    (share,) = [m for m in properties["Metrics"] if m.get("ReturnData")]
+    assert share["Expression"] == {
+        "Fn::If": ["WorkerHasReservedConcurrency", {"Fn::Sub": "conc / ${WorkerReservedConcurrency}"}, "conc / 100"]
+    }
+    assert (properties["Threshold"], properties["EvaluationPeriods"]) == (0.9, 3)
 
 
 def test_failure_queue_alarm_fires_on_one_message(resources):

@@ -250,8 +250,9 @@ def test_worker_parameters_and_reserved_concurrency(template, worker):
     assert params["WorkerTimeout"]["MaxValue"] == 900
     assert params["WorkerTimeout"]["Default"] >= 60 + 10  # the largest image's budget + a cold start (docs/bulk.md)
     assert params["WorkerMemorySize"]["Default"] >= 2048
-    # 0 or empty: no reservation at all (a condition), so a new account's quota of 50 can deploy.
-    assert params["WorkerReservedConcurrency"]["Default"] == ""
+    # Reserved by default (the cost cap, docs/operations.md); 0 or empty: no reservation at all (a condition),
+    # so a new account's quota of 50 can deploy with WorkerReservedConcurrency=0.
+    assert params["WorkerReservedConcurrency"]["Default"] == "10"
     assert worker["ReservedConcurrentExecutions"] == {
         "Fn::If": ["WorkerHasReservedConcurrency", {"Ref": "WorkerReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
     }
