@@ -166,6 +166,19 @@ def put(bucket: str, key: str, body: bytes, content_type: str) -> None:
     s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def put_new(bucket: str, key: str, body: bytes, content_type: str) -> bool:
+    """Write ``key`` only if nothing is there yet (a conditional write, ``If-None-Match: *``): False if
+    something already was. S3 lets exactly one of several concurrent writers win; a write racing another
+    one still in progress gets 409 ConditionalRequestConflict, raised here as transient."""
+    try:
+        s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            return False
+        raise
+    return True
+
+
 def read_json(bucket: str, key: str, max_bytes: int) -> Any | None:
     """A JSON object this service wrote, or None when there is none (yet)."""
     stored = head_if_present(bucket, key)

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
-from handler import storage
+from handler import jobclaim, storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
 from handler.engine import RequestOptions, Segmenter, get_segmenter
@@ -149,13 +149,14 @@ def job_status(job_id: str, settings: Settings = Depends(get_settings)) -> Any:
 
 
 def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, settings: Settings) -> dict[str, Any]:
-    """Done, failed or still processing: only outputs made from the upload now in S3 count (a second upload
-    to the same job replaces the first, and its outputs replace the first's)."""
+    """Done, failed or still processing: only outputs made from the upload that claimed the job count (the
+    first one the worker read: a later upload to the same form is ignored, ``handler/jobclaim.py``)."""
     bucket = results_bucket(settings)
+    etag = jobclaim.claimed(bucket, settings, job_id) or upload.etag
     output = storage.output_key(record["key"], settings.input_prefix, settings.output_prefix, "")
     for suffix in (".json", ".error.json"):
         written = storage.read_json(bucket, output + suffix, MAX_RESULT_BYTES)
-        if written is None or written.get("source", {}).get("etag") != upload.etag:
+        if written is None or written.get("source", {}).get("etag") != etag:
             continue
         if suffix == ".error.json":
             return {"job_id": job_id, "status": "failed", "error": written["error"]}

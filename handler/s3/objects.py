@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handler import metrics, storage
+from handler import jobclaim, metrics, storage
 from handler.deadline import LambdaContext
 from handler.engine import Outputs, RequestOptions, Segmenter, segment_bytes
 from handler.errors import ServiceError
@@ -110,6 +110,9 @@ def process(
     try:
         stored = storage.head(ref.bucket, ref.key)
         source.update(etag=stored.etag, version_id=stored.version_id)
+        ignored = _second_upload(ref, stored, settings)
+        if ignored:
+            return Processed(ref.bucket, ref.key, "skipped", reason=ignored)
         options = options or RequestOptions.from_metadata(stored.metadata)
         data = storage.read(stored, settings.max_image_bytes)
         read = time.perf_counter()
@@ -145,6 +148,14 @@ def process(
         outputs=[json_key, *outputs],
         timings_ms=_since(started, read=read, segment=segmented_at, total=time.perf_counter()),
     )
+
+
+def _second_upload(ref: ObjectRef, stored: storage.StoredObject, settings: Settings) -> str | None:
+    """Why this job upload is not processed (another upload claimed its job first), or None."""
+    job_id = jobclaim.job_of(ref.key, settings)
+    if job_id is None or jobclaim.claim(output_bucket(ref, settings), settings, job_id, stored.etag) == stored.etag:
+        return None
+    return f"a second upload to job {job_id[:8]}: only the first one is processed (one upload per job)"
 
 
 def _put_json(ref: ObjectRef, settings: Settings, suffix: str, body: dict[str, Any]) -> str:

@@ -127,17 +127,53 @@ def test_a_bad_upload_ends_failed_with_the_error_record(client: Any, jobs_bucket
     assert "not an image" in failed["error"]["message"]
 
 
-def test_a_second_upload_replaces_the_first_and_only_its_outcome_counts(
+def test_a_second_upload_to_a_job_is_ignored_unread_and_the_first_outcome_stands(
+    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any
+) -> None:
+    job = create(client, confidence=0)
+    reads: list[str] = []  # every GetObject of the upload, by either delivery
+    s3.meta.events.register("before-send.s3.GetObject", lambda request, **_: reads.append(request.url))
+    try:
+        upload(job, b"not a photo")
+        (first,) = deliver(lambda_handler, jobs_bucket, key_of(job))["objects"]
+        assert first["outcome"] == "error_record" and status(client, job)["status"] == "failed"
+        first_etag = s3.head_object(Bucket=jobs_bucket, Key=key_of(job))["ETag"].strip('"')
+        assert len([url for url in reads if url.endswith(key_of(job))]) == 1
+
+        upload(job, PHOTO.read_bytes())  # the same form again: S3 takes it (a POST cannot be conditional)
+        (second,) = deliver(lambda_handler, jobs_bucket, key_of(job))["objects"]
+    finally:
+        s3.meta.events.unregister("before-send.s3.GetObject")
+    assert second["outcome"] == "skipped" and "only the first one is processed" in second["reason"]
+    assert len([url for url in reads if url.endswith(key_of(job))]) == 1  # the second was never read
+    failed = status(client, job)  # still the first upload's outcome, not "processing" for the second
+    assert failed["status"] == "failed" and failed["error"]["code"] == "not_an_image"
+    claim = s3.get_object(Bucket=jobs_bucket, Key=f"results/jobs/{job['job_id']}/job.claim")["Body"].read()
+    assert json.loads(claim)["etag"] == first_etag
+
+
+def test_a_retried_event_of_the_claimed_upload_is_processed_again(
     client: Any, jobs_bucket: str, lambda_handler: Any
 ) -> None:
     job = create(client, confidence=0)
-    upload(job, b"not a photo")
-    deliver(lambda_handler, jobs_bucket, key_of(job))
-    assert status(client, job)["status"] == "failed"
     upload(job, PHOTO.read_bytes())
-    assert status(client, job)["status"] == "processing"  # the error record is the first upload's
-    deliver(lambda_handler, jobs_bucket, key_of(job))
+    for _ in range(2):  # Lambda's retry of the same event (say, after a timeout) is not a second upload
+        (processed,) = deliver(lambda_handler, jobs_bucket, key_of(job))["objects"]
+        assert processed["outcome"] == "segmented"
     assert status(client, job)["status"] == "done"
+
+
+def test_when_a_second_upload_lands_before_the_first_is_read_only_one_is_processed(
+    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any
+) -> None:
+    job = create(client, confidence=0)
+    upload(job, b"not a photo")
+    upload(job, PHOTO.read_bytes())  # replaces the first's bytes before any event is handled
+    outcomes = [deliver(lambda_handler, jobs_bucket, key_of(job))["objects"][0]["outcome"] for _ in range(2)]
+    assert outcomes == ["segmented", "segmented"]  # both events find (and claim) the file now in S3
+    done = status(client, job)
+    etag = s3.head_object(Bucket=jobs_bucket, Key=key_of(job))["ETag"].strip('"')
+    assert done["status"] == "done" and done["result"]["source"]["etag"] == etag
 
 
 def test_the_policy_pins_key_type_size_options_and_expiry(client: Any, jobs_bucket: str, settings: Any) -> None:
