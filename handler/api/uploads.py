@@ -160,9 +160,9 @@ def may_read(location: S3Location, settings: Settings) -> bool:
 
 def read_allowed(location: S3Location, settings: Settings) -> bytes:
     """The object's bytes, when SEG_ALLOWED_BUCKETS allows it; a forbidden and a missing object are the same 404."""
-    try:
-        if not may_read(location, settings):
-            raise Forbidden("not under SEG_ALLOWED_BUCKETS")
-        return storage.read(storage.head(location.bucket, location.key), settings.max_image_bytes)
-    except (Forbidden, NotFound):
-        raise NotFound(UNREADABLE) from None
+    if may_read(location, settings):
+        try:
+            return storage.read(storage.head(location.bucket, location.key), settings.max_image_bytes)
+        except (Forbidden, NotFound):  # S3's 403 and 404
+            pass
+    raise NotFound(UNREADABLE)
