@@ -1,26 +1,32 @@
-"""Engine benchmark: stock PixelLib vs our Segmenter vs the ancestor's request path, side by side in one run.
+"""Engine benchmark: stock PixelLib vs our Lambda function vs the ancestor's request path, side by side in one run.
 
-    python bench/engine.py            # or: make bench (uses the random test model)
+    python bench/engine.py            # or: make bench (the random test model and the dense test model)
 
 Each engine runs in its own worker process, as it would be deployed (its own allocator state, thread pool and
-memory); the parent sends the same images to each in turn. Timed on the same pixels (a JPEG made from
-tests/images/astronaut.jpg at 640x480 and 1333x800), interleaved (a, c, b, a, c, b, ...), one warm-up round,
-then the median of --repeats rounds, all at the default detection speed ("normal": short edge 800, long edge
-at most 1333) and the same confidence:
+memory; bench/engine_workers.py); the parent sends the same images to each in turn. Timed on the same pixels
+(a JPEG made from tests/images/astronaut.jpg at 640x480 and 1333x800), interleaved (a, b, a', ... per size),
+one warm-up round, then the median of --repeats rounds, all at the default detection speed ("normal": short
+edge 800, long edge at most 1333) and the same confidence, every path starting from the upload's bytes:
 
-  (a)  stock PixelLib: ``instanceSegmentation().load_model(pkl, confidence=c)``, ``segmentFrame(bgr)``
-  (b)  ours: ``segment_rgb(rgb, segmenter, c)`` + ``json.dumps(result.to_json())`` (RLE masks)
-  (b0) ours, the bare model forward inside (b): ``model.inference`` alone (``timings_ms["model"]``)
-  (c)  the ancestor PixelLibAPI's request path: upload bytes written to a temp file, ``segmentImage(path)``,
-       its JSON (the documented seed contract: boxes, class_ids, class_names, mask_shape, object_counts,
-       scores), in the stock engine's process
-  info rows, not counted: (a') stock in a process with our allocator settings (``tune_allocator``), to show
-       what that process-level lever is worth on its own; (b') our Segmenter with the ``channels_last``
-       option (faster, but not the stock numbers: its check against stock is printed, not enforced)
+  (a)      stock PixelLib: ``instanceSegmentation().load_model(pkl, confidence=c)``, ``segmentFrame(bgr)``
+  (a')     stock PixelLib in a process with our allocator settings (``tune_allocator``): like for like
+  (b_http) ours as users get it: ``POST /segment?confidence=c`` with the upload as multipart ``image``, an API
+           Gateway HTTP API v2 event through ``lambda_handler`` (Mangum, FastAPI, its worker thread), in a
+           process that imported ``handler.lambda_function`` as Lambda's init does
+  (b)      ours, the engine in the main thread of that process: ``segment_bytes`` + ``json.dumps(to_json())``
+  (b0)     ours, the bare model forward inside (b) (``timings_ms["model"]``)
+  (c)      the ancestor PixelLibAPI's request path: upload bytes written to a temp file,
+           ``segmentImage(path)``, its JSON (boxes, class_ids, class_names, mask_shape, object_counts, scores),
+           in the stock engine's process
+  info: (b') our Segmenter with the ``channels_last`` option (faster, not the stock numbers)
 
-(b) must give the same objects as (a): same classes, boxes within 1 px, every mask IoU >= 0.99; the script
-exits 1 without the summary line when they differ. It runs twice: at --confidence (default 0.0, where the
-random test model finds objects, so masks, to compare) and at --default-confidence (0.5, the service default).
+Same outputs: on the dense test model (``make-test-model --dense``: boxes = anchors, saturated scores, 100
+objects, so outputs are stable), ours must give the same objects as stock at both sizes (same classes, boxes
+within 1 px, every mask IoU >= 0.99), or the script exits 1 without the summary line. On the plain random
+model the comparison is printed for information: random weights amplify last-bit differences past any fair
+tolerance. The dense model also gives the per-stage times at 1333x800 (backbone+FPN, RPN, box head, mask
+head), each stage's FLOPs (``torch.utils.flop_counter.FlopCounterMode``) and its share of the float32
+matmul rate measured on the same threads in the same process (bench/stages.py).
 
 Also: cold start (fresh interpreters: ``import handler.model`` + ``Segmenter(...)`` with the sha256 check, vs
 bare ``import torch, pixellib`` + ``pickle.load`` + build + ``load_state_dict``; stock ``load_model`` for
@@ -30,8 +36,10 @@ ancestor-style nested-list masks (``masks.tolist()`` of H x W x N bools) for the
 
 Ratios over the two image sizes are geometric means of the per-size ratios. The machine is shared (other
 tenants' load shows as noise): compare numbers within one run. The last line is exactly
-``speedup=<a/b> seed_speedup=<c/b> overhead=<b/b0> rle_shrink=<nested/rle> cold_ratio=<ours/bare>``
-for the low-confidence run.
+``speedup=<a/b_http> like_for_like=<a'/b_http> seed_speedup=<c/b_http> overhead=<b_http/b0>
+rle_shrink=<nested/rle> cold_ratio=<ours/bare> efficiency=<F/(b_http x M)>`` for the low-confidence run,
+where F is the FLOPs of the forward (b_http) runs at 1333x800 and M the float32 matmul FLOP/s on the same
+threads in the same run (median over the timed rounds), b_http in seconds at 1333x800.
 """
 
 from __future__ import annotations
@@ -41,12 +49,9 @@ import hashlib
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -54,7 +59,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 warnings.simplefilter("ignore")
 
+from bench.engine_workers import ask, compare_outputs, start_engines, stop_engines  # noqa: E402
+from bench.stages import MATMUL_SIZE, STAGES  # noqa: E402
+
 SIZES = ((640, 480), (1333, 800))
+LARGE = "1333x800"
 RLE_SHAPE = (581, 774, 12)  # the ancestor's README example: mask_shape [581, 774, 12]
 
 # Fresh-interpreter programs for the cold start. Each prints one JSON line; times start at its first line.
@@ -184,222 +193,138 @@ def make_inputs(image_path: Path) -> list[tuple[str, bytes]]:
     return inputs
 
 
-def ancestor_request(stock, upload: bytes) -> str:
-    """The ancestor PixelLibAPI's /segmentapi: save the upload, segmentImage(path), its flat JSON."""
-    with tempfile.NamedTemporaryFile(suffix=".jpg", delete=False) as saved:
-        saved.write(upload)
+def medians_of(samples: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    return {label: {key: statistics.median(v) for key, v in per.items()} for label, per in samples.items()}
+
+
+def dense_gate(model: Path, image: Path, confidence: float, stage_repeats: int) -> dict:
+    """The same-outputs gate, on the dense model (its outputs are stable: boxes = anchors, saturated scores), and
+    its per-stage times at 1333x800; exits 1 without the summary when ours and stock differ."""
+    uploads = dict(make_inputs(image))
+    engines = start_engines(["stock", "ours"], model, confidence, uploads)
     try:
-        result, _ = stock.segmentImage(saved.name)
+        checks = []
+        for label in uploads:
+            same, text = compare_outputs(
+                ask(engines, "stock", "check", label), ask(engines, "ours", "check", label), label
+            )
+            if not same:
+                raise SystemExit(f"OUTPUT MISMATCH (ours vs stock, dense model), {text}")
+            checks.append(text)
+        stages = ask(engines, "ours", "stages", LARGE, stage_repeats)
+        stages["matmul"] = ask(engines, "ours", "matmul")
     finally:
-        os.unlink(saved.name)
-    masks = result["masks"]
-    return json.dumps(
-        {
-            "boxes": result["boxes"].tolist(),
-            "class_ids": result["class_ids"].tolist(),
-            "class_names": result["class_names"],
-            "mask_shape": list(masks.shape) if len(result["class_ids"]) else [*masks.shape[1:], 0],
-            "object_counts": dict(result["object_counts"]),
-            "scores": result["scores"].tolist(),
-        }
-    )
-
-
-# --- engines, each in its own process (as deployed: its own allocator, thread pool and memory) -------------
-ENGINES = {
-    "stock": "stock PixelLib (a, c)",
-    "ours": "our Segmenter (b, b0)",
-    "stock_tuned": "stock PixelLib in a process with our allocator settings (info)",
-    "ours_nhwc": "our Segmenter with the channels_last option (outputs differ; not counted)",
-}
-
-
-INFO_ROWS = {"stock_tuned": "a'", "ours_nhwc": "b'"}
-
-
-def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, bytes], conn) -> None:
-    """Runs in a child process: load one engine, then answer ("time" | "check", label) until ("stop",)."""
-    import cv2
-    import numpy as np
-
-    warnings.simplefilter("ignore")
-    from handler.allocator import tune_allocator
-    from handler.engine import segment_rgb
-    from handler.model import Segmenter, pixellib_instance
-    from handler.settings import Settings
-
-    frames = {}
-    for label, upload in uploads.items():
-        bgr = cv2.imdecode(np.frombuffer(upload, np.uint8), cv2.IMREAD_COLOR)  # the pixels segmentImage reads
-        frames[label] = (bgr, np.ascontiguousarray(bgr[:, :, ::-1]))
-    if kind.startswith("stock"):
-        if kind == "stock_tuned":
-            tune_allocator()
-        stock = pixellib_instance.instanceSegmentation()
-        stock.load_model(model, confidence=confidence)
-    else:
-        settings = Settings(model_path=model, confidence=confidence, detection_speed="normal")
-        segmenter = Segmenter(settings, channels_last=kind == "ours_nhwc")
-    conn.send("ready")
-    while True:
-        command = conn.recv()
-        if command[0] == "stop":
-            conn.send({"rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-            return
-        _, label = command
-        bgr, rgb = frames[label]
-        if command[0] == "check":
-            if kind.startswith("stock"):
-                result, _ = stock.segmentFrame(bgr.copy())
-                conn.send({k: np.asarray(result[k]) for k in ("class_ids", "boxes", "masks")})
-            else:
-                from pycocotools import mask as coco_mask
-
-                found = segment_rgb(rgb, segmenter, confidence)
-                masks = np.zeros((len(found), *rgb.shape[:2]), bool)  # full size, to compare with stock's
-                for mask, rle in zip(masks, found.masks, strict=True):
-                    mask[:] = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
-                conn.send({"class_ids": found.class_ids, "boxes": np.asarray(found.seed_boxes), "masks": masks})
-            continue
-        times = {}
-        if kind.startswith("stock"):
-            frame = bgr.copy()  # segmentFrame draws on its input
-            started = time.perf_counter()
-            stock.segmentFrame(frame)
-            times["a"] = time.perf_counter() - started
-            if kind == "stock":
-                started = time.perf_counter()
-                ancestor_request(stock, uploads[label])
-                times["c"] = time.perf_counter() - started
-        else:
-            started = time.perf_counter()
-            result = segment_rgb(rgb, segmenter, confidence)
-            json.dumps(result.to_json())
-            times["b"] = time.perf_counter() - started
-            times["b0"] = result.timings_ms["model"] / 1000
-        conn.send(times)
-
-
-def start_engines(kinds: list[str], model: Path, confidence: float, uploads: dict[str, bytes]) -> dict:
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    engines = {}
-    for kind in kinds:
-        parent, child = context.Pipe()
-        process = context.Process(target=engine_worker, args=(kind, str(model), confidence, uploads, child))
-        process.start()
-        engines[kind] = (process, parent)
-    for kind, (_, parent) in engines.items():
-        if parent.recv() != "ready":
-            raise SystemExit(f"engine {kind} did not start")
-    return engines
-
-
-def ask(engines: dict, kind: str, *command: str):
-    _, conn = engines[kind]
-    conn.send(command)
-    return conn.recv()
-
-
-def compare_outputs(stock: dict, ours: dict, label: str) -> tuple[bool, str]:
-    """Same objects: classes, boxes within 1 px (both truncated to ints, as PixelLib does), mask IoU >= 0.99."""
-    import numpy as np
-
-    stock_ids = stock["class_ids"].reshape(-1).tolist()
-    our_ids = ours["class_ids"].reshape(-1).tolist()
-    if len(stock_ids) != len(our_ids):
-        return False, f"{label}: {len(stock_ids)} objects from stock, {len(our_ids)} from ours"
-    if stock_ids != our_ids:
-        return False, f"{label}: classes differ (stock {stock_ids}, ours {our_ids})"
-    if not stock_ids:
-        return True, f"{label}: no objects from either"
-    stock_boxes = stock["boxes"].reshape(-1, 4).astype(np.int64)
-    box_diff = int(np.abs(stock_boxes - ours["boxes"].reshape(-1, 4).astype(np.int64)).max())
-    stock_masks = stock["masks"].transpose(2, 0, 1)  # PixelLib: (H, W, N)
-    ious = []
-    for mine, theirs in zip(ours["masks"], stock_masks, strict=True):
-        union = np.logical_or(mine, theirs).sum()
-        ious.append(np.logical_and(mine, theirs).sum() / union if union else 1.0)
-    text = f"{label}: {len(stock_ids)} objects, same classes, boxes within {box_diff} px, min mask IoU {min(ious):.4f}"
-    return box_diff <= 1 and min(ious) >= 0.99, text
+        stop_engines(engines)
+    return {"checks": checks, "stages": stages}
 
 
 def run_speed(model: Path, image: Path, confidence: float, warmup: int, repeats: int, extra: bool) -> dict:
     uploads = dict(make_inputs(image))
-    kinds = ["stock", "ours"] + (["stock_tuned", "ours_nhwc"] if extra else [])
+    kinds = ["stock", "ours", "stock_tuned"] + (["ours_nhwc"] if extra else [])
     engines = start_engines(kinds, model, confidence, uploads)
     try:
-        checks, option_checks = [], []
+        checks = []  # information: the plain random model amplifies last-bit differences (the gate is dense_gate)
         for label in uploads:
             stock_out = ask(engines, "stock", "check", label)
-            same, text = compare_outputs(stock_out, ask(engines, "ours", "check", label), label)
-            if not same:
-                raise SystemExit(f"OUTPUT MISMATCH (ours vs stock) at confidence {confidence}, {text}")
-            checks.append(text)
+            checks.append(("ours", *compare_outputs(stock_out, ask(engines, "ours", "check", label), label)))
             if extra:
-                option_checks.append(compare_outputs(stock_out, ask(engines, "ours_nhwc", "check", label), label))
+                checks.append(("nhwc", *compare_outputs(stock_out, ask(engines, "ours_nhwc", "check", label), label)))
+        flops = ask(engines, "ours", "flops", LARGE)
         samples: dict[str, dict[str, list[float]]] = {label: {} for label in uploads}
+        matmul = []
         for round_ in range(warmup + repeats):
             for label in uploads:  # interleaved: a busy moment on the machine hits every engine alike
                 for kind in kinds:
                     times = ask(engines, kind, "time", label)
-                    if round_ >= warmup:
-                        if kind in INFO_ROWS:  # only their end-to-end time, as (a') / (b')
-                            times = {INFO_ROWS[kind]: times["a" if kind.startswith("stock") else "b"]}
-                        for key, value in times.items():
+                    for key, value in times.items():
+                        if round_ >= warmup:
                             samples[label].setdefault(key, []).append(value)
-        rss = {kind: ask(engines, kind, "stop")["rss_peak_mb"] for kind in kinds}
+            if round_ >= warmup:
+                matmul.append(ask(engines, "ours", "matmul"))
     finally:
-        for process, _ in engines.values():
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    medians = {label: {key: statistics.median(v) for key, v in per.items()} for label, per in samples.items()}
+        rss = stop_engines(engines)
+    medians = medians_of(samples)
     ratios = {
-        "speedup": geomean([m["a"] / m["b"] for m in medians.values()]),
-        "seed_speedup": geomean([m["c"] / m["b"] for m in medians.values()]),
-        "overhead": geomean([m["b"] / m["b0"] for m in medians.values()]),
+        "speedup": geomean([m["a"] / m["b_http"] for m in medians.values()]),
+        "like_for_like": geomean([m["a'"] / m["b_http"] for m in medians.values()]),
+        "seed_speedup": geomean([m["c"] / m["b_http"] for m in medians.values()]),
+        "overhead": geomean([m["b_http"] / m["b0"] for m in medians.values()]),
+        "engine_speedup": geomean([m["a"] / m["b"] for m in medians.values()]),
+        "http_vs_engine": geomean([m["b_http"] / m["b"] for m in medians.values()]),
+        "efficiency": flops / (medians[LARGE]["b_http"] * statistics.median(matmul)),
     }
     if extra:
-        ratios["stock_tuned_vs_ours"] = geomean([m["a'"] / m["b"] for m in medians.values()])
         ratios["option_speedup"] = geomean([m["a"] / m["b'"] for m in medians.values()])
+    cpu = {  # the same ratios in CPU seconds of each engine's process: what a loaded machine stretches least
+        "speedup": geomean([m["a_cpu"] / m["b_http_cpu"] for m in medians.values()]),
+        "like_for_like": geomean([m["a'_cpu"] / m["b_http_cpu"] for m in medians.values()]),
+        "seed_speedup": geomean([m["c_cpu"] / m["b_http_cpu"] for m in medians.values()]),
+        "http_vs_engine": geomean([m["b_http_cpu"] / m["b_cpu"] for m in medians.values()]),
+    }
     return {
         "medians": medians,
         "samples": samples,
         "checks": checks,
-        "option_checks": option_checks,
         "ratios": ratios,
+        "cpu_ratios": cpu,
         "rss": rss,
+        "flops": flops,
+        "matmul": statistics.median(matmul),
     }
+
+
+HEADS = {"a": "(a) stock", "a'": "(a') tuned", "b_http": "(b) HTTP", "b": "(b) engine", "b0": "(b0) fwd"}
+HEADS |= {"c": "(c) ancestor", "b'": "(b') nhwc"}
 
 
 def print_speed(confidence: float, run: dict) -> None:
     print(f"\nconfidence {confidence}: median seconds per image (every timed round in brackets)")
-    columns = [k for k in ("a", "b", "b0", "c", "a'", "b'") if k in next(iter(run["medians"].values()))]
-    heads = {"a": "(a) stock", "b": "(b) ours", "b0": "(b0) fwd", "c": "(c) ancestor"}
-    heads.update({"a'": "(a') tuned", "b'": "(b') nhwc"})
-    print(f"  {'size':<9}" + "".join(f"{heads[c]:>13}" for c in columns) + "    a/b   c/b  b/b0")
+    first = next(iter(run["medians"].values()))
+    columns = [k for k in HEADS if k in first]
+    print(f"  {'size':<9}" + "".join(f"{HEADS[c]:>13}" for c in columns) + "   a/b_http  a'/b_http  b_http/b")
     for label, m in run["medians"].items():
-        print(
-            f"  {label:<9}"
-            + "".join(f"{m[c]:>13.3f}" for c in columns)
-            + f"   {m['a'] / m['b']:.2f}  {m['c'] / m['b']:.2f}  {m['b'] / m['b0']:.3f}"
-        )
-        rounds = "  ".join(f"{k}=[{', '.join(f'{v:.2f}' for v in vs)}]" for k, vs in run["samples"][label].items())
+        a, a_tuned, b, b_http = m["a"], m["a'"], m["b"], m["b_http"]
+        ratios = f"   {a / b_http:8.2f}  {a_tuned / b_http:9.2f}  {b_http / b:8.2f}"
+        print(f"  {label:<9}" + "".join(f"{m[c]:>13.3f}" for c in columns) + ratios)
+        cpu = [f"{m[f'{c}_cpu']:>13.3f}" if f"{c}_cpu" in m else f"{'':>13}" for c in columns]
+        print(f"  {'  CPU s':<9}" + "".join(cpu))
+        walls = {k: vs for k, vs in run["samples"][label].items() if not k.endswith("_cpu")}
+        rounds = "  ".join(f"{k}=[{', '.join(f'{v:.2f}' for v in vs)}]" for k, vs in walls.items())
         print(f"  {'':<9} {rounds}")
-    for text in run["checks"]:
-        print(f"  same outputs as stock: {text}")
-    for same, text in run["option_checks"]:
-        print(f"  channels_last option vs stock ({'within' if same else 'OUTSIDE'} the tolerance): {text}")
+    for who, same, text in run["checks"]:
+        name = "ours" if who == "ours" else "channels_last option"
+        print(f"  {name} vs stock, random model ({'within' if same else 'OUTSIDE'} the tolerance; info): {text}")
     print("  peak RSS per engine process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in run["rss"].items()))
-    r = run["ratios"]
-    line = f"  speedup={r['speedup']:.2f} seed_speedup={r['seed_speedup']:.2f} overhead={r['overhead']:.2f}"
-    if "option_speedup" in r:
-        line += (
-            f"  (a'/b={r['stock_tuned_vs_ours']:.2f}: stock with our allocator; a/b'={r['option_speedup']:.2f}: option)"
-        )
-    print(line)
+    print(
+        f"  forward at {LARGE}: {run['flops'] / 1e9:.0f} GFLOP; float32 {MATMUL_SIZE}x{MATMUL_SIZE} matmul "
+        f"{run['matmul'] / 1e9:.1f} GFLOP/s on the same threads (median of the timed rounds)"
+    )
+    print("  " + " ".join(f"{name}={value:.2f}" for name, value in run["ratios"].items()))
+    print("  in CPU seconds: " + " ".join(f"{name}={value:.2f}" for name, value in run["cpu_ratios"].items()))
+
+
+def print_stages(gate: dict) -> None:
+    stages = gate["stages"]
+    rate = stages["matmul"]
+    height, width = stages["input"]
+    print("\ndense model, same outputs as stock (the gate: classes, boxes within 1 px, mask IoU >= 0.99)")
+    for text in gate["checks"]:
+        print(f"  {text}")
+    print(
+        f"  per stage at {LARGE} (model input {width}x{height}, {stages['objects']} objects), median seconds; "
+        f"matmul {rate / 1e9:.1f} GFLOP/s on the same threads"
+    )
+    print(f"  {'stage':<14}{'seconds':>9}{'GFLOP':>9}{'GFLOP/s':>9}{'of matmul':>11}")
+    rows = [(name, stages["seconds"][name], stages["flops"][name]) for name in STAGES]
+    rows.append(("total", sum(stages["seconds"].values()), sum(stages["flops"].values())))
+    for name, seconds, flops in rows:
+        speed = flops / seconds
+        print(f"  {name:<14}{seconds:>9.2f}{flops / 1e9:>9.0f}{speed / 1e9:>9.1f}{speed / rate:>11.2f}")
+
+
+def cold_summary(cold: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The cold start's fields of the last line (add one here to extend it)."""
+    return {"cold_ratio": cold["ours"]["total_s"] / cold["bare"]["total_s"]}
 
 
 def main() -> None:
@@ -407,24 +332,33 @@ def main() -> None:
     parser.add_argument(
         "--model", type=Path, default=Path(os.environ.get("SEG_MODEL_PATH", ".cache/models/test_model.pkl"))
     )
+    parser.add_argument("--dense-model", type=Path, default=Path(".cache/models/test_model_dense.pkl"))
     parser.add_argument("--image", type=Path, default=REPO / "tests" / "images" / "astronaut.jpg")
     parser.add_argument("--confidence", type=float, default=0.0, help="the compared run (default 0.0)")
     parser.add_argument("--default-confidence", type=float, default=0.5, help="also timed (default 0.5)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stage-repeats", type=int, default=3)
     parser.add_argument("--cold-repeats", type=int, default=3)
-    parser.add_argument("--no-extra", action="store_true", help="skip the info rows (a') and (b')")
+    parser.add_argument("--no-extra", action="store_true", help="skip the info row (b'): the channels_last option")
     args = parser.parse_args()
     model = args.model if args.model.is_absolute() else REPO / args.model
+    dense = args.dense_model if args.dense_model.is_absolute() else REPO / args.dense_model
     if not model.exists():
         raise SystemExit(f"no model at {model}: `python -m handler make-test-model {model}` makes the test model")
+    if not dense.exists():
+        subprocess.run(
+            [sys.executable, "-m", "handler", "make-test-model", str(dense), "--dense"], cwd=REPO, check=True
+        )
 
     import torch
 
     print(
-        f"engine bench: {model.name}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"engine bench: {model.name} (dense: {dense.name}), {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f} at start"
     )
+    gate = dense_gate(dense, args.image, args.default_confidence, args.stage_repeats)
+    print_stages(gate)
     cold = cold_start(model, args.cold_repeats)
     print(f"\ncold start, fresh interpreter, median of {args.cold_repeats} (seconds; RSS in MB)")
     print(f"  {'':<34} {'import':>7} {'load':>7} {'total':>7} {'RSS loaded':>11} {'RSS 1333x800':>13}")
@@ -438,7 +372,6 @@ def main() -> None:
             f"  {names[kind]:<34} {c['import_s']:>7.2f} {c['load_s']:>7.2f} {c['total_s']:>7.2f}"
             f" {c['rss_loaded_mb']:>11.0f} {c['rss_peak_mb']:>13.0f}"
         )
-    cold_ratio = cold["ours"]["total_s"] / cold["bare"]["total_s"]
 
     nested_bytes, rle_bytes = rle_vs_nested()
     h, w, n = RLE_SHAPE
@@ -451,10 +384,9 @@ def main() -> None:
         print_speed(args.default_confidence, default)
     print(f"\nload average {os.getloadavg()[0]:.1f} at end (other tenants share these CPUs: compare within a run)")
     r = low["ratios"]
-    print(
-        f"speedup={r['speedup']:.2f} seed_speedup={r['seed_speedup']:.2f} overhead={r['overhead']:.2f} "
-        f"rle_shrink={nested_bytes / rle_bytes:.2f} cold_ratio={cold_ratio:.2f}"
-    )
+    line = {name: r[name] for name in ("speedup", "like_for_like", "seed_speedup", "overhead")}
+    line |= {"rle_shrink": nested_bytes / rle_bytes, **cold_summary(cold), "efficiency": r["efficiency"]}
+    print(" ".join(f"{name}={value:.2f}" for name, value in line.items()))
 
 
 if __name__ == "__main__":
