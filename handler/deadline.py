@@ -50,6 +50,11 @@ class TimeBudget:
         with self._lock:
             self._slowdowns.append(elapsed_ms / reference_ms(speed, megapixels, objects))
 
+    def reset(self) -> None:
+        """Forget the timings (after a SnapStart restore: they were measured before the snapshot)."""
+        with self._lock:
+            self._slowdowns.clear()
+
     def slowdown(self) -> float:
         with self._lock:
             # The slowest recent image, not the mean: a request cut off half-way is the failure to avoid.

@@ -8,7 +8,9 @@ dozen series in all. What is recorded, and where:
   ``ModelLatency``, ``TotalLatency`` (ms, from ``result.timings_ms``) and ``ImageMegapixels``.
 - ``record_error(entry_point, code)``: ``Errors`` by code; ``busy`` and ``out_of_time`` also count as
   ``Refused`` (the retryable refusals: capacity, not bad input).
-- ``ColdStart`` (Powertools' ``capture_cold_start_metric``), through ``invocation`` around the handler.
+- ``ColdStart`` (Powertools' ``capture_cold_start_metric``), through ``invocation`` around the handler, on
+  an on-demand init's first invocation; ``Restores`` instead on the first one after a SnapStart restore
+  (``mark_restored``, from the after-restore hook): the snapshot's own init never serves a request.
 
 Recording happens only inside a scope: each Lambda invocation (``invocation``), or each local server request
 when ``SEG_METRICS=true`` (``scope``); elsewhere (the local server by default, the CLI) the calls are no-ops,
@@ -26,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit
+from aws_lambda_powertools.metrics.provider import cold_start
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.settings import get_settings
@@ -101,6 +104,33 @@ scope = recorder.scope
 cold_start_metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
+class _Restored:
+    """Set by the after-restore hook, taken by the next invocation (once)."""
+
+    def __init__(self) -> None:
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def mark(self) -> None:
+        with self._lock:
+            self._pending = True
+
+    def take(self) -> bool:
+        with self._lock:
+            pending, self._pending = self._pending, False
+            return pending
+
+
+_restored = _Restored()
+
+
+def mark_restored() -> None:
+    """This environment was restored from a SnapStart snapshot: its next invocation counts as a restore,
+    not as a cold start (Powertools' flag, left true by the snapshot's init, is cleared)."""
+    cold_start.is_cold_start = False
+    _restored.mark()
+
+
 def record_image(entry_point: EntryPoint, result: Timed) -> None:
     dims = {"entry_point": entry_point}
     recorder.add("ImagesSegmented", MetricUnit.Count, 1, **dims)
@@ -128,13 +158,17 @@ def error_code(exc: BaseException) -> str:
 
 def invocation(handler: F) -> F:
     """Wraps ``lambda_handler``: records inside each invocation and prints at its end, failed or not, with
-    the ``ColdStart`` metric on the environment's first one. ``SEG_METRICS=false``: the handler as it is."""
+    the ``ColdStart`` metric on an on-demand environment's first one, ``Restores`` on a restored one's.
+    ``SEG_METRICS=false``: the handler as it is."""
     if get_settings().metrics is False:
         return handler
 
     @functools.wraps(handler)
     def wrapper(event: Any, context: Any) -> Any:
         with scope():
+            if _restored.take():  # dimensions as Powertools gives ColdStart: one series per function
+                function_name = getattr(context, "function_name", None) or "unknown"
+                recorder.add("Restores", MetricUnit.Count, 1, function_name=function_name)
             return handler(event, context)
 
     return cold_start_metrics.log_metrics(wrapper, capture_cold_start_metric=True)  # type: ignore[return-value]

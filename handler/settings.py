@@ -16,6 +16,8 @@ DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"
 SHA256_PIN_FILE = REPO_ROOT / "infra" / "model.sha256"
 
 DetectionSpeed = Literal["normal", "fast", "rapid"]
+# Which side(s) lambda_function imports at init: each deployed function serves one (template.yaml sets it).
+Serves = Literal["all", "http", "s3"]
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,10 @@ class Settings(BaseSettings):
     max_pixels: int = Field(8064 * 6048, ge=1)
     overlay_max_side: int = Field(
         2048, ge=16, description="the overlay picture's long side at most (px): bounds its memory and the response"
+    )
+    serves: Serves = Field(
+        "all",
+        description="what lambda_function imports at init: http (the API function), s3 (the worker) or all",
     )
     input_prefix: str = "uploads/"
     output_bucket: str | None = None

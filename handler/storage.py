@@ -8,6 +8,7 @@ propagates unchanged: it is transient, and the caller lets Lambda retry.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as NoConnection
 
 from handler.errors import Forbidden, ImageTooLarge, InvalidRequest, NotFound
+from handler.logs import logger
 
 # Standard retry mode (3 attempts unless AWS_MAX_ATTEMPTS says otherwise); timeouts well inside a Lambda's.
 CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
@@ -40,10 +42,20 @@ TRANSIENT_CODES = frozenset(
 )
 
 
+_serials = itertools.count(1)
+
+
+def _built(kind: str, client: Any) -> Any:
+    """Logged once per client: after a SnapStart restore the log shows that the clients in use are new ones."""
+    logger.info("boto3 client built", extra={"client": kind, "serial": next(_serials), "client_id": id(client)})
+    return client
+
+
 @lru_cache(maxsize=1)
 def s3_client() -> Any:
-    """Built once per process from the standard environment: credentials, region, ``AWS_ENDPOINT_URL``."""
-    return boto3.client("s3", config=CLIENT_CONFIG)
+    """Built once per process (and again after a SnapStart restore, ``renew_clients``) from the standard
+    environment: credentials, region, ``AWS_ENDPOINT_URL``."""
+    return _built("s3", boto3.client("s3", config=CLIENT_CONFIG))
 
 
 def signing_client() -> Any:
@@ -59,7 +71,25 @@ def _signing_client(endpoint_url: str, region: str | None) -> Any:
     on_aws = (urlsplit(endpoint_url).hostname or "").endswith((".amazonaws.com", ".amazonaws.com.cn"))
     style = {"addressing_style": "virtual"} if on_aws else {}
     config = CLIENT_CONFIG.merge(Config(signature_version="s3v4", s3=style))
-    return boto3.client("s3", config=config, region_name=region, endpoint_url=None if on_aws else endpoint_url)
+    client = boto3.client("s3", config=config, region_name=region, endpoint_url=None if on_aws else endpoint_url)
+    return _built("signing", client)
+
+
+def renew_clients() -> dict[str, Any]:
+    """After a SnapStart restore: drop every cached client, the signed origins and boto3's default session
+    (its credentials and connection pools were the snapshot's), and build the S3 client again now, so the
+    first request does not pay for it. Returns what was dropped, for the hook's log line."""
+    dropped = {
+        "s3_clients_dropped": s3_client.cache_info().currsize,
+        "signing_clients_dropped": _signing_client.cache_info().currsize,
+        "origins_dropped": _bucket_origin.cache_info().currsize,
+    }
+    s3_client.cache_clear()
+    _signing_client.cache_clear()
+    _bucket_origin.cache_clear()
+    boto3.setup_default_session()
+    s3_client()
+    return dropped
 
 
 @dataclass(frozen=True)

@@ -205,3 +205,17 @@ def test_recording_and_printing_make_no_network_call(monkeypatch, capsys):
     with metrics.scope():
         metrics.record_error("s3", "not_an_image")
     assert blob_with(emf_blobs(capsys.readouterr().out), "Errors", entry_point="s3")["Errors"] == [1.0]
+
+
+def test_a_snapstart_restore_is_counted_as_restores_not_cold_start(lambda_handler, capsys):
+    reset_cold_start_flag()  # the snapshot's init leaves Powertools' flag set: no invocation ran in it
+    metrics.mark_restored()  # what the after-restore hook does
+    capsys.readouterr()
+    context = FakeLambdaContext(function_name="pointrend-http")
+    for _ in range(2):
+        assert lambda_handler(read_event("apigw-http-healthz.json"), context)["statusCode"] == 200
+    blobs = emf_blobs(capsys.readouterr().out)
+    assert not [blob for blob in blobs if "ColdStart" in blob]
+    restores = [blob for blob in blobs if "Restores" in blob]
+    assert len(restores) == 1
+    assert (restores[0]["Restores"], restores[0]["function_name"]) == ([1.0], "pointrend-http")

@@ -2,10 +2,11 @@
 checked Mangum handlers that turn API Gateway and function URL events into its requests.
 
 May import ``handler.engine`` (the one path to the model) and the shared modules; never ``handler.s3``.
-``claims(event)`` / ``handle(event, context)`` are what ``lambda_function`` routes by.
+``claims(event)`` / ``handle(event, context)`` are what ``lambda_function`` routes by; ``prime()`` is its
+warm-up before a SnapStart snapshot.
 """
 
-from handler.api.lambda_http import claims, handle, http_handler
+from handler.api.lambda_http import claims, handle, http_handler, prime
 from handler.api.routes import app
 
-__all__ = ["app", "claims", "handle", "http_handler"]
+__all__ = ["app", "claims", "handle", "http_handler", "prime"]

@@ -105,3 +105,26 @@ def error_response(exc: CodedError, event: dict[str, Any]) -> dict[str, Any]:
     else:
         answer["headers"] = headers
     return answer
+
+
+def _get(path: str) -> int:
+    request = {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "prime"}
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "localhost", "user-agent": "prime"},
+        "requestContext": {"http": request, "requestId": "snapstart-prime", "stage": "$default", "timeEpoch": 0},
+        "isBase64Encoded": False,
+    }
+    return http_handler(event, None)["statusCode"]
+
+
+def prime() -> dict[str, Any]:
+    """Before a SnapStart snapshot: ``GET /healthz`` and ``GET /`` (the page) through Mangum and the app:
+    routing, response models, security headers and, with jobs, the bucket's signed origin."""
+    statuses = {path: _get(path) for path in ("/healthz", "/")}
+    if set(statuses.values()) != {200}:
+        raise RuntimeError(f"priming requests failed: {statuses}")
+    return {"primed_paths": statuses}

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from handler.model.no_dynamo import import_torchvision
 from handler.settings import DetectionSpeed
 
+import_torchvision()  # before PixelLib's layers import torchvision.ops: without torch._dynamo (no_dynamo.py)
 if not hasattr(Image, "LINEAR"):
     Image.LINEAR = Image.BILINEAR  # type: ignore[attr-defined]
 

@@ -22,6 +22,7 @@ BIN = Path(sys.executable).parent
 ALL_ON = {
     "ReservedConcurrency": "20",
     "ProvisionedConcurrency": "2",
+    "SnapStart": "None",  # provisioned concurrency needs SnapStart off (the rule below)
     "WorkerReservedConcurrency": "10",
     "AlarmEmail": "ops@example.com",
     "Tracing": "Active",
@@ -50,6 +51,7 @@ METRIC_NAMES = (
     "Errors",
     "Refused",
     "ColdStart",
+    "Restores",
 )
 
 
@@ -131,6 +133,47 @@ def test_provisioned_concurrency_is_optional_on_the_live_alias(template, resourc
     assert template["Conditions"]["HasProvisionedConcurrency"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, 0]}]
     }
+
+
+# --- SnapStart --------------------------------------------------------------------------------------
+
+
+def test_snapstart_is_on_by_default_for_both_functions_through_the_live_alias(template, resources):
+    assert template["Parameters"]["SnapStart"]["Default"] == "PublishedVersions"
+    assert template["Parameters"]["SnapStart"]["AllowedValues"] == ["PublishedVersions", "None"]
+    for function in ("SegmentFunction", "WorkerFunction"):
+        properties = resources[function]["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
+        assert properties["AutoPublishAlias"] == "live"  # SnapStart applies to published versions only
+
+
+def test_snapstart_and_provisioned_concurrency_exclude_each_other(template):
+    rule = template["Rules"]["SnapStartExcludesProvisionedConcurrency"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "PublishedVersions"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, "0"]}
+
+
+def test_functions_stay_inside_snapstart_limits(resources):
+    # SnapStart supports neither EFS nor more than 512 MB of ephemeral storage (Lambda's default is 512).
+    for function in ("SegmentFunction", "WorkerFunction"):
+        properties = resources[function]["Properties"]
+        assert "FileSystemConfigs" not in properties
+        assert properties.get("EphemeralStorage", {"Size": 512})["Size"] <= 512
+
+
+def test_batch_operations_and_its_output_invoke_the_workers_live_alias(template, resources):
+    role = resources["BatchOperationsRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    invoke = next(statement for statement in role if statement["Sid"] == "InvokeWorker")
+    assert invoke["Resource"] == {"Ref": "WorkerFunction.Alias"}
+    assert template["Outputs"]["WorkerFunctionArn"]["Value"] == {"Ref": "WorkerFunction.Alias"}
+
+
+def test_each_function_imports_only_the_side_it_serves(resources):
+    serves = {
+        function: resources[function]["Properties"]["Environment"]["Variables"]["SEG_SERVES"]
+        for function in ("SegmentFunction", "WorkerFunction")
+    }
+    assert serves == {"SegmentFunction": "http", "WorkerFunction": "s3"}
 
 
 def test_tracing_is_a_parameter_on_both_functions(resources):
@@ -271,11 +314,14 @@ def test_with_defaults_changes_exactly_the_named_defaults():
     assert text.count("Default: Active") == 1 and text.count("Default: Disabled") == 0
 
 
+COMBINATIONS = {"none": {}, "all_on": ALL_ON, "snapstart_off": {"SnapStart": "None"}}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("combination", ["none", "all_on"])
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
 def test_lint_clean_with_optional_parameters(tmp_path, combination):
     path = tmp_path / "template.yaml"
-    path.write_text(with_defaults(TEMPLATE.read_text(), ALL_ON if combination == "all_on" else {}))
+    path.write_text(with_defaults(TEMPLATE.read_text(), COMBINATIONS[combination]))
     lint = run(str(BIN / "cfn-lint"), str(path))
     assert lint.returncode == 0, lint.stdout + lint.stderr
     sam = run(str(BIN / "sam"), "validate", "--lint", "--template-file", str(path))

@@ -1,0 +1,60 @@
+"""handler.snapstart in this process: what the after-restore hook renews, and that an on-demand init
+registers nothing. The whole lifecycle under the real runtime client: tests/system/test_snapstart.py."""
+
+from __future__ import annotations
+
+import random
+
+import boto3
+import numpy as np
+import pytest
+import torch
+from snapshot_restore_py import get_after_restore, get_before_snapshot
+
+from handler import snapstart, storage
+from handler.deadline import time_budget
+
+
+def test_an_on_demand_init_registers_no_hook(lambda_handler, monkeypatch):
+    # lambda_handler: handler.lambda_function was imported (the init) without AWS_LAMBDA_INITIALIZATION_TYPE.
+    assert get_before_snapshot() == [] and get_after_restore() == []
+    monkeypatch.setenv(snapstart.INIT_TYPE, "on-demand")
+    assert snapstart.register([]) is False
+    assert get_before_snapshot() == [] and get_after_restore() == []
+
+
+def test_renew_replaces_clients_session_seeds_and_time_budget(moto_endpoint, monkeypatch):
+    client, session = storage.s3_client(), boto3.DEFAULT_SESSION
+    signing = storage.signing_client()
+    origin = storage.bucket_origin("some-bucket")
+    time_budget.record(99_999.0, "normal", 1.0, 1)  # far slower than the reference: as a snapshot's first run
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)  # as a seed set during the init would be
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state().clone()
+
+    details = snapstart.renew()
+
+    assert storage.s3_client() is not client and storage.signing_client() is not signing
+    assert boto3.DEFAULT_SESSION is not session
+    assert storage.bucket_origin("some-bucket") == origin  # the same origin, signed again by the new client
+    assert details["s3_clients_dropped"] == 1 and details["signing_clients_dropped"] == 1
+    assert time_budget.slowdown() == 1.0  # back to the reference, as before any image
+    assert random.getstate() != states[0]
+    assert not np.array_equal(np.random.get_state()[1], states[1])
+    assert not torch.equal(torch.random.get_rng_state(), states[2])
+
+
+def test_a_failing_hook_is_logged_as_a_structured_error_and_raised(caplog):
+    def renew_credentials() -> None:
+        raise RuntimeError("credentials endpoint unreachable")
+
+    with pytest.raises(RuntimeError, match="unreachable"):
+        snapstart.hooked("after_restore", renew_credentials)()
+    (record,) = [record for record in caplog.records if record.getMessage() == "snapstart hook failed"]
+    assert record.levelname == "ERROR" and record.phase == "after_restore" and record.hook == "renew_credentials"
+    assert record.exc_info and record.exc_info[0] is RuntimeError
+
+
+def test_priming_runs_every_configured_speed(segmenter, settings, monkeypatch):
+    monkeypatch.setattr(settings, "detection_speed", "rapid")
+    assert snapstart.priming_speeds() == ("rapid",)
+    assert set(snapstart.prime_model()["prime_ms"]) == {"rapid"}
