@@ -37,7 +37,9 @@ ancestor-style nested-list masks (``masks.tolist()`` of H x W x N bools) for the
 Ratios over the two image sizes are geometric means of the per-size ratios. The machine is shared (other
 tenants' load shows as noise): compare numbers within one run. The last line is exactly
 ``speedup=<a/b_http> like_for_like=<a'/b_http> seed_speedup=<c/b_http> overhead=<b_http/b0>
-rle_shrink=<nested/rle> cold_ratio=<ours/bare> efficiency=<F/(b_http x M)>`` for the low-confidence run,
+rle_shrink=<nested/rle> cold_ratio=<ours/bare> init_ratio=<I/T> efficiency=<F/(b_http x M)>`` for the
+low-confidence run, where I/T is the Lambda init (``import handler.lambda_function``, the slower deployed
+function) over a bare ``import torch``, best of N fresh interpreters each (bench/init.py),
 where F is the FLOPs of the forward (b_http) runs at 1333x800 and M the float32 matmul FLOP/s on the same
 threads in the same run (median over the timed rounds), b_http in seconds at 1333x800.
 """
@@ -327,6 +329,19 @@ def cold_summary(cold: dict[str, dict[str, float]]) -> dict[str, float]:
     return {"cold_ratio": cold["ours"]["total_s"] / cold["bare"]["total_s"]}
 
 
+def lambda_init(model: Path, repeats: int) -> dict[str, float]:
+    """``init_ratio``: the Lambda init (``import handler.lambda_function``, on-demand) over bare ``import torch``."""
+    from bench import init as init_bench
+
+    times = init_bench.init_times(model, repeats)
+    print(
+        f"\nLambda init, best of {repeats} fresh interpreters (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in times.items())
+    )
+    print(f"  init_ratio in CPU seconds: {init_bench.init_ratio(times, 'cpu_'):.2f}")
+    return {"init_ratio": init_bench.init_ratio(times)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -373,6 +388,8 @@ def main() -> None:
             f" {c['rss_loaded_mb']:>11.0f} {c['rss_peak_mb']:>13.0f}"
         )
 
+    init = lambda_init(model, args.cold_repeats)
+
     nested_bytes, rle_bytes = rle_vs_nested()
     h, w, n = RLE_SHAPE
     print(f"\nmasks as JSON, {h}x{w}x{n}: nested lists {nested_bytes:,} bytes, COCO RLE {rle_bytes:,} bytes")
@@ -385,7 +402,8 @@ def main() -> None:
     print(f"\nload average {os.getloadavg()[0]:.1f} at end (other tenants share these CPUs: compare within a run)")
     r = low["ratios"]
     line = {name: r[name] for name in ("speedup", "like_for_like", "seed_speedup", "overhead")}
-    line |= {"rle_shrink": nested_bytes / rle_bytes, **cold_summary(cold), "efficiency": r["efficiency"]}
+    line |= {"rle_shrink": nested_bytes / rle_bytes, **cold_summary(cold), **init}
+    line |= {"efficiency": r["efficiency"]}
     print(" ".join(f"{name}={value:.2f}" for name, value in line.items()))
 
 

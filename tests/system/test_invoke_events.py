@@ -172,6 +172,9 @@ def runtime_env(moto_endpoint: str, test_model_path: Path) -> dict[str, str]:
         "AWS_ENDPOINT_URL": moto_endpoint,
         "SEG_MODEL_PATH": str(test_model_path),
         "SEG_DETECTION_SPEED": "rapid",
+        # One runtime for every event, so both sides: deployed, each function imports only its own
+        # (template.yaml's SEG_SERVES; `python -m handler invoke` picks the function per event).
+        "SEG_SERVES": "all",
         # The init phase counts against the function timeout (template.yaml: 29 s); cold starts run side
         # by side here on a shared machine, so give them room. The deadline logic has tests of its own.
         "AWS_LAMBDA_FUNCTION_TIMEOUT": "120",
