@@ -191,8 +191,9 @@ def test_invoke_uses_the_template_environment(function):
     assert worker.timeout == 300 and worker.memory_size >= 2048
     # The worker serves no s3_uri requests and signs no job uploads.
     http_only = {"SEG_ALLOW_S3_URI", "SEG_ALLOWED_BUCKETS", "SEG_JOBS_BUCKET"}
-    shared = set(variables) - http_only
+    shared = set(variables) - http_only - {"SEG_SERVES"}  # each function imports only its own side
     assert {name: worker.environment[name] for name in shared} == {name: spec.environment[name] for name in shared}
+    assert (spec.environment["SEG_SERVES"], worker.environment["SEG_SERVES"]) == ("http", "s3")
     assert not http_only & set(worker.environment)
     assert worker.environment["SEG_BACKFILL_BUCKET"] == "" and worker.environment["SEG_BACKFILL_PREFIX"] == ""
 
@@ -343,7 +344,8 @@ def test_batch_operations_role_invokes_the_worker_and_writes_only_under_the_outp
     (policy,) = role["Policies"]
     by_sid = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["PolicyDocument"]["Statement"]}
     bucket = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::AccountId}-uploads"
-    assert by_sid["InvokeWorker"] == ("lambda:InvokeFunction", {"Fn::GetAtt": ["WorkerFunction", "Arn"]})
+    # the "live" alias: the published version SnapStart applies to
+    assert by_sid["InvokeWorker"] == ("lambda:InvokeFunction", {"Ref": "WorkerFunction.Alias"})
     assert by_sid["ManifestAndReport"] == (
         ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
         {"Fn::Sub": bucket + "/${OutputPrefix}batch-operations/*"},
@@ -412,7 +414,7 @@ def test_outputs(template):
     outputs = template["Outputs"]
     assert "execute-api" in outputs["ApiUrl"]["Value"]["Fn::Sub"]
     assert outputs["InputBucketName"]["Value"] == {"Ref": "InputBucket"}
-    assert outputs["WorkerFunctionArn"]["Value"] == {"Fn::GetAtt": ["WorkerFunction", "Arn"]}
+    assert outputs["WorkerFunctionArn"]["Value"] == {"Ref": "WorkerFunction.Alias"}
     assert outputs["BatchOperationsRoleArn"]["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
 
 
