@@ -229,10 +229,12 @@ def presigned_post(
     )
 
 
-def presigned_get(bucket: str, key: str, expires_in: int) -> str:
-    return signing_client().generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
-    )
+def presigned_get(bucket: str, key: str, expires_in: int, download_name: str | None = None) -> str:
+    """A GET URL; with ``download_name`` (safe characters only) S3 answers it as an attachment of that name."""
+    params = {"Bucket": bucket, "Key": key}
+    if download_name:
+        params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
+    return signing_client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
 
 def bucket_origin(bucket: str) -> str:

@@ -5,7 +5,8 @@ segments the upload like any other, with the job's options signed into its metad
 bucket (``SEG_JOBS_BUCKET``; results in ``SEG_OUTPUT_BUCKET`` when set):
 
 - ``<SEG_INPUT_PREFIX>jobs/<job_id>/<safe name>``: the upload (the policy pins this exact key);
-- ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/<safe name>.json`` / ``.png`` / ``.error.json``: what the S3 side wrote;
+- ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/<safe name>.json`` / ``.png`` / ``.error.json``, and with the
+  ``cutouts`` option ``.objects/NN-<class>.png``: what the S3 side wrote;
 - ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/job.record``: the job as created (never ends in .json/.png, so no
   upload's outputs can take its name). Without it the id is unknown: 404.
 
@@ -27,12 +28,13 @@ from fastapi.responses import JSONResponse
 from handler import jobclaim, storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
-from handler.engine import RequestOptions, Segmenter, get_segmenter
+from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
 from handler.errors import JobNotFound
 from handler.logs import logger
 from handler.settings import Settings, get_settings
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
+CUTOUT_NAME = re.compile(r"[0-9]{2,}-[A-Za-z0-9_-]+\.png")
 RECORD_NAME = "job.record"
 MAX_NAME_CHARS = 100
 # Results of images up to SEG_MAX_IMAGE_BYTES stay far below this; it only bounds a hostile object.
@@ -128,8 +130,8 @@ def create_job(
     },
 )
 def job_status(job_id: str, settings: Settings = Depends(get_settings)) -> Any:
-    """`waiting_for_upload`, `processing`, `done` (with `result` and, if asked for, `overlay_url`) or `failed`
-    (with `error`)."""
+    """`waiting_for_upload`, `processing`, `done` (with `result` and, if asked for, `overlay_url` and
+    `cutouts`) or `failed` (with `error`)."""
     if not settings.jobs_bucket:
         return jobs_unavailable()
     unknown = JobNotFound("no such job: the id is mistyped, or the job has expired")
@@ -148,6 +150,16 @@ def job_status(job_id: str, settings: Settings = Depends(get_settings)) -> Any:
     return _outcome(job_id, record, upload, settings)
 
 
+def _cutout_links(bucket: str, prefix: str, written: dict[str, Any], settings: Settings) -> list[dict[str, str]]:
+    """A GET URL per cut-out the result names (the worker wrote them before the result), in result order."""
+    names = written.get("cutouts", {}).get("names", [])
+    return [
+        {"name": name, "url": storage.presigned_get(bucket, prefix + name, settings.result_url_expiry_s, name)}
+        for name in names
+        if CUTOUT_NAME.fullmatch(name)
+    ]
+
+
 def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, settings: Settings) -> dict[str, Any]:
     """Done, failed or still processing: only outputs made from the upload that claimed the job count (the
     first one the worker read: a later upload to the same form is ignored, ``handler/jobclaim.py``)."""
@@ -164,5 +176,7 @@ def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, 
         overlay = output + ".png"
         if record["options"].get("overlay") == "true" and storage.head_if_present(bucket, overlay):
             answer["overlay_url"] = storage.presigned_get(bucket, overlay, settings.result_url_expiry_s)
+        if record["options"].get("cutouts"):
+            answer["cutouts"] = _cutout_links(bucket, output + OBJECTS_SUFFIX, written, settings)
         return answer
     return {"job_id": job_id, "status": "processing"}

@@ -26,13 +26,24 @@ def carried_bytes(response: Response) -> int:
     return len(base64.b64encode(response.body))
 
 
+def binary_budget(limit: int = LAMBDA_RESPONSE_BYTES) -> int:
+    """The largest binary body that fits once base64-encoded inside the envelope."""
+    return (limit - ENVELOPE_BYTES) // 4 * 3
+
+
+def too_large(size: str, limit: int = LAMBDA_RESPONSE_BYTES) -> ResponseTooLarge:
+    """The 413 for a result of ``size`` (words, e.g. "about 7000000 bytes"), naming the paths that take it."""
+    return ResponseTooLarge(
+        f"the result would be {size} in the Lambda response, over its {limit}-byte limit. "
+        "For large results use the S3 path (upload the image under the input prefix; the result is written "
+        "to S3, cut-outs too with the cutouts option) or the jobs flow (POST /jobs), or ask for less: masks=none, "
+        "a smaller overlay_max_side, fewer objects (confidence, classes)"
+    )
+
+
 def ensure_fits(response: Response, limit: int = LAMBDA_RESPONSE_BYTES) -> Response:
     """The response, or ``ResponseTooLarge`` (413) saying how to get a result this large."""
     size = carried_bytes(response) + ENVELOPE_BYTES
     if size > limit:
-        raise ResponseTooLarge(
-            f"the result would be about {size} bytes in the Lambda response, over its {limit}-byte limit. "
-            "For large results use the S3 path (upload the image under the input prefix; the result is written "
-            "to S3) or the jobs flow (POST /jobs), or ask for less: masks=none, a smaller overlay_max_side"
-        )
+        raise too_large(f"about {size} bytes", limit)
     return response

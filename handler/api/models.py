@@ -39,7 +39,11 @@ class SegmentQuery(RequestOptions):
     # that a validation error names ``query.format``, what the client sent.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    format: Literal["json", "png"] = Field("json", description="png: the overlay image")
+    format: Literal["json", "png", "cutouts"] = Field(
+        "json",
+        description="png: the overlay image; cutouts: a zip of one RGBA PNG per object (NN-<class>.png, in result "
+        "order) and result.json (this JSON)",
+    )
     overlay_max_side: int | None = Field(
         None, ge=16, description="the overlay's long side at most, px (default and maximum: SEG_OVERLAY_MAX_SIDE)"
     )
@@ -161,9 +165,17 @@ class JobCreated(Strict):
     status_url: str
 
 
+class CutoutLink(Strict):
+    name: str = Field(description="NN-<class>.png: the object's index in the result, zero-padded, and its class")
+    url: str = Field(description="a short-lived GET URL of the RGBA PNG")
+
+
 class JobStatus(Strict):
     job_id: str
     status: Literal["waiting_for_upload", "processing", "done", "failed"]
     result: dict[str, Any] | None = Field(None, description="when done: what /segment returns, plus `source`")
     overlay_url: str | None = Field(None, description="when done and an overlay was asked for: a short-lived GET URL")
+    cutouts: list[CutoutLink] | None = Field(
+        None, description="when done and cut-outs were asked for: one per object, in result order"
+    )
     error: ErrorDetail | None = Field(None, description="when failed")

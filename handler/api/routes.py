@@ -9,7 +9,7 @@ import base64
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -25,7 +25,7 @@ from handler.api.docs_pages import ASSETS_PATH as DOCS_ASSETS_PATH
 from handler.api.docs_pages import assets as docs_assets
 from handler.api.docs_pages import router as docs_router
 from handler.api.jobs import router as jobs_router
-from handler.api.limits import ensure_fits
+from handler.api.limits import binary_budget, ensure_fits, too_large
 from handler.api.models import (
     ERROR_RESPONSES,
     ErrorResponse,
@@ -40,10 +40,13 @@ from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipar
 from handler.deadline import LambdaContext
 from handler.engine import (
     MODEL_NAME,
+    CutoutWriter,
+    CutoutZip,
     Outputs,
     SegmentedImage,
     Segmenter,
     SegmentOptions,
+    ZipTooLarge,
     get_segmenter,
     segment_bytes,
 )
@@ -122,7 +125,10 @@ class Job:
 
     def __call__(self, segmenter: Segmenter, settings: Settings) -> Response:
         data = self.source if isinstance(self.source, bytes) else read_allowed(self.source, settings)
-        segmented = segment_bytes(data, segmenter, settings, self.options, self.context, self.outputs)
+        try:
+            segmented = segment_bytes(data, segmenter, settings, self.options, self.context, self.outputs)
+        except ZipTooLarge as exc:
+            raise too_large(f"over {exc.size} bytes of zip with {exc.objects} cut-outs in it") from None
         result = segmented.result
         logger.info("segmented", extra={"objects": len(result), "timings_ms": result.timings_ms})
         metrics.record_image("http", result)
@@ -131,12 +137,27 @@ class Job:
         return response
 
 
-def _json(segmented: SegmentedImage) -> Response:
+def _json_body(segmented: SegmentedImage) -> dict[str, Any]:
     """The result as JSON, with the overlay PNG (base64) when it was drawn."""
     body = segmented.result.to_json()
     if segmented.result.overlay_png is not None:
         body["overlay_png_base64"] = base64.b64encode(segmented.result.overlay_png).decode()
-    return JSONResponse(body)
+    return body
+
+
+def _json(segmented: SegmentedImage) -> Response:
+    return JSONResponse(_json_body(segmented))
+
+
+def _zip(archive: CutoutZip) -> Render:
+    """The cut-outs the request's ``CutoutWriter`` put in ``archive`` while the masks were in hand, and
+    ``result.json`` (what format=json answers) last."""
+
+    def render(segmented: SegmentedImage) -> Response:
+        disposition = {"Content-Disposition": 'attachment; filename="cutouts.zip"'}
+        return Response(archive.finish(_json_body(segmented)), media_type="application/zip", headers=disposition)
+
+    return render
 
 
 def _png(segmented: SegmentedImage) -> Response:
@@ -151,7 +172,11 @@ def _seed_json(segmented: SegmentedImage) -> Response:
     "/segment",
     response_model=SegmentResponse,
     responses={
-        200: {"content": {"image/png": {}}, "description": "JSON, or with format=png the overlay image"},
+        200: {
+            "content": {"image/png": {}, "application/zip": {}},
+            "description": "JSON; with format=png the overlay image; with format=cutouts a zip of one RGBA PNG per "
+            "object (NN-<class>.png, cut out of its box; cutouts=box: the box, opaque) and result.json",
+        },
         **ERROR_RESPONSES,
     },
     openapi_extra={"requestBody": SEGMENT_BODY},
@@ -167,11 +192,17 @@ async def segment(
     segmenter.validate_classes(options.class_list)  # a bad query is refused before the upload is read
     if options.overlay_max_side is not None and options.overlay_max_side > settings.overlay_max_side:
         raise InvalidRequest(f"overlay_max_side is at most {settings.overlay_max_side} (SEG_OVERLAY_MAX_SIDE)")
+    if options.cutouts and options.format != "cutouts":
+        raise InvalidRequest(f"cutouts={options.cutouts} applies to format=cutouts (the zip); add format=cutouts")
     side = options.overlay_max_side or settings.overlay_max_side
+    outputs = Outputs(masks=options.masks, overlay=bool(options.overlay), overlay_max_side=side)
+    render: Render = _json
     if options.format == "png":
         render, outputs = _png, Outputs(masks="none", overlay=True, overlay_max_side=side)
-    else:
-        render, outputs = _json, Outputs(masks=options.masks, overlay=bool(options.overlay), overlay_max_side=side)
+    elif options.format == "cutouts":  # made while each mask is in hand, refused once over what a response carries
+        archive = CutoutZip(max_bytes=binary_budget())
+        render = _zip(archive)
+        outputs = replace(outputs, consumers=[CutoutWriter(archive.add, options.cutouts or "mask")])
     with admission.admit():
         job = Job(
             await image_source(request, settings),

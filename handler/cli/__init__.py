@@ -43,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--confidence", type=float, default=None, help="0..1 (default: SEG_CONFIDENCE)")
     segment.add_argument("--classes", default=None, help="comma-separated COCO names, e.g. person,car")
     segment.add_argument(
+        "--cutouts",
+        nargs="?",
+        const="mask",
+        choices=("mask", "box"),
+        help="also cut each object out: <name>.objects/NN-<class>.png, RGBA (mask, the default: transparent outside "
+        "the mask; box: the box, opaque)",
+    )
+    segment.add_argument(
         "--speed",
         choices=("normal", "fast", "rapid"),
         default=None,
@@ -99,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--account-id", help="the job's account (default: the one in the worker's ARN)")
     backfill.add_argument("--report-bucket", help="default: the stack's bucket (InputBucketName output)")
     backfill.add_argument("--report-prefix", help="default: <the stack's OutputPrefix>batch-operations")
-    for name in ("masks", "confidence", "classes", "overlay"):
+    for name in ("masks", "confidence", "classes", "overlay", "cutouts"):
         backfill.add_argument(f"--{name}", help=f"as /segment's {name} (passed as userArguments)")
     backfill.add_argument("--priority", type=int, default=10)
     backfill.add_argument("--seconds-per-image", type=float, help="dry run (default 2.90: bench/engine.py)")
@@ -174,7 +182,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     classes = args.classes.split(",") if args.classes else None
     options = SegmentOptions(confidence=args.confidence, classes=classes, detection_speed=args.speed)
-    report = segment_files(args.images, args.out, args.format, args.masks, options, overwrite=args.overwrite)
+    report = segment_files(
+        args.images, args.out, args.format, args.masks, options, overwrite=args.overwrite, cutouts=args.cutouts
+    )
     print(report.summary())
     return 0 if not report.failed else 1
 

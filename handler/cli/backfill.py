@@ -130,7 +130,7 @@ def dry_run(args: argparse.Namespace, clients: Clients, stack: Stack, bucket: st
 
 def user_arguments(args: argparse.Namespace) -> dict[str, str]:
     """The options given, checked here as the worker will check them, so a typo fails before the job does."""
-    given = {name: getattr(args, name) for name in ("masks", "confidence", "classes", "overlay")}
+    given = {name: getattr(args, name) for name in ("masks", "confidence", "classes", "overlay", "cutouts")}
     given = {name: value for name, value in given.items() if value is not None}
     try:
         RequestOptions.parse(given, source="options", prefix="--")

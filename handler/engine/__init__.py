@@ -17,6 +17,17 @@ from handler.engine.coco import (
     coco_source_name,
     model_classes,
 )
+from handler.engine.cutouts import (
+    LONGEST_NAME,
+    OBJECTS_SUFFIX,
+    CutoutMode,
+    CutoutSink,
+    CutoutWriter,
+    CutoutZip,
+    ZipTooLarge,
+    cutout_name,
+    cutout_png,
+)
 from handler.engine.images import SUPPORTED_FORMATS, decode
 from handler.engine.objects import ObjectConsumer, Outputs, encode_objects
 from handler.engine.options import RequestOptions
@@ -35,12 +46,18 @@ from handler.model import MODEL_NAME, MODEL_URL, ChecksumMismatch, DownloadError
 
 __all__ = [
     "COCO_CATEGORY_IDS",
+    "LONGEST_NAME",
     "MODEL_NAME",
     "MODEL_URL",
+    "OBJECTS_SUFFIX",
     "SEED_KEYS",
     "SUPPORTED_FORMATS",
     "Categories",
     "ChecksumMismatch",
+    "CutoutMode",
+    "CutoutSink",
+    "CutoutWriter",
+    "CutoutZip",
     "DownloadError",
     "MaskFormat",
     "NotAResult",
@@ -54,11 +71,14 @@ __all__ = [
     "Segmentation",
     "SegmentedImage",
     "Segmenter",
+    "ZipTooLarge",
     "check_result",
     "coco_annotations",
     "coco_image",
     "coco_source_name",
     "crop_rle",
+    "cutout_name",
+    "cutout_png",
     "decode",
     "encode_objects",
     "encode_png",

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from handler.engine.cutouts import CutoutMode
 from handler.engine.pipeline import SegmentOptions
 from handler.engine.results import MaskFormat
 from handler.errors import InvalidRequest
@@ -24,6 +25,13 @@ class RequestOptions(BaseModel):
         None,
         description="the overlay PNG too: in /segment's JSON (base64, one model run), or as a job's overlay_url "
         "(S3: written unless this is false)",
+    )
+
+    cutouts: CutoutMode | None = Field(
+        None,
+        description="cut each object out as an RGBA PNG of its box: mask (transparent outside the mask, PixelLib's "
+        "extract_segmented_objects) or box (the box's pixels, opaque, extract_from_box). /segment: with "
+        "format=cutouts (default mask); S3 uploads, jobs and backfills: written as <output>.objects/NN-<class>.png",
     )
 
     @field_validator("classes")

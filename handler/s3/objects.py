@@ -5,7 +5,9 @@ For ``uploads/a/cat.jpg`` (input prefix ``uploads/``, output prefix ``results/``
 ``source`` block), so a ``.json`` present means both are; or, for a permanently bad object,
 ``results/a/cat.jpg.error.json``. Transient failures are raised, never recorded. ``options`` (a Batch
 Operations job's) choose the mask encoding, threshold and classes as ``/segment``'s query does;
-``overlay=false`` leaves out the PNG. Without them, the object's own ``x-amz-meta-*`` metadata may choose
+``overlay=false`` leaves out the PNG; ``cutouts=mask|box`` adds each object cut out as
+``results/a/cat.jpg.objects/NN-<class>.png``, written while its mask is in hand (before the overlay and the
+JSON, which lists them under ``cutouts``). Without them, the object's own ``x-amz-meta-*`` metadata may choose
 them (a ``POST /jobs`` presigned POST signs them in); a bad value there is an error record.
 """
 
@@ -18,8 +20,16 @@ from typing import Any, Literal
 
 from handler import jobclaim, metrics, storage
 from handler.deadline import LambdaContext
-from handler.engine import Outputs, RequestOptions, Segmenter, segment_bytes
-from handler.errors import ServiceError
+from handler.engine import (
+    LONGEST_NAME,
+    OBJECTS_SUFFIX,
+    CutoutWriter,
+    Outputs,
+    RequestOptions,
+    Segmenter,
+    segment_bytes,
+)
+from handler.errors import InvalidRequest, ServiceError
 from handler.settings import Settings
 from handler.storage import MAX_KEY_BYTES
 
@@ -114,10 +124,12 @@ def process(
         if ignored:
             return Processed(ref.bucket, ref.key, "skipped", reason=ignored)
         options = options or RequestOptions.from_metadata(stored.metadata)
+        writer = _cutout_writer(ref, settings, options)
         data = storage.read(stored, settings.max_image_bytes)
         read = time.perf_counter()
         overlay = options.overlay is not False
-        outputs = Outputs(options.masks, overlay=overlay, overlay_max_side=settings.overlay_max_side)
+        consumers = [writer] if writer else []
+        outputs = Outputs(options.masks, overlay, settings.overlay_max_side, consumers)
         segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context, outputs)
     except ServiceError as exc:
         metrics.record_error(entry_point(ref, settings), exc.code)
@@ -139,7 +151,11 @@ def process(
         png_key = output_key(ref, settings, ".png")
         storage.put(output_bucket(ref, settings), png_key, png, "image/png")
         outputs.append(png_key)
-    json_key = _put_json(ref, settings, ".json", {**segmented.result.to_json(), "source": source})
+    body = {**segmented.result.to_json(), "source": source}
+    if writer:
+        prefix = output_key(ref, settings, OBJECTS_SUFFIX)
+        body["cutouts"] = {"mode": writer.mode, "prefix": prefix, "names": writer.names}
+    json_key = _put_json(ref, settings, ".json", body)
     return Processed(
         ref.bucket,
         ref.key,
@@ -156,6 +172,19 @@ def _second_upload(ref: ObjectRef, stored: storage.StoredObject, settings: Setti
     if job_id is None or jobclaim.claim(output_bucket(ref, settings), settings, job_id, stored.etag) == stored.etag:
         return None
     return f"a second upload to job {job_id[:8]}: only the first one is processed (one upload per job)"
+
+
+def _cutout_writer(ref: ObjectRef, settings: Settings, options: RequestOptions) -> CutoutWriter | None:
+    """With the ``cutouts`` option: a consumer putting each object's PNG under ``<output>.objects/`` while its
+    mask is in hand. Refused up front when its keys could pass S3's key limit."""
+    if not options.cutouts:
+        return None
+    prefix = output_key(ref, settings, OBJECTS_SUFFIX)
+    longest = len((prefix + LONGEST_NAME).encode())
+    if longest > MAX_KEY_BYTES:
+        raise InvalidRequest(f"its cut-outs' keys could be {longest} bytes, over S3's {MAX_KEY_BYTES}-byte key limit")
+    bucket = output_bucket(ref, settings)
+    return CutoutWriter(lambda name, png: storage.put(bucket, prefix + name, png, "image/png"), options.cutouts)
 
 
 def _put_json(ref: ObjectRef, settings: Settings, suffix: str, body: dict[str, Any]) -> str:

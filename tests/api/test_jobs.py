@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import httpx
 import pytest
@@ -102,6 +102,36 @@ def test_a_job_without_overlay_gets_no_overlay_url_and_its_masks_format(
     done = status(client, job)
     assert done["status"] == "done" and "overlay_url" not in done
     assert "polygons" in done["result"] and "masks" not in done["result"]
+
+
+def test_a_job_with_cutouts_lists_a_download_url_per_object_in_result_order(
+    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any
+) -> None:
+    from cutout_checks import assert_cutouts
+
+    from handler.engine import decode
+
+    job = create(client, filename="cat.jpg", confidence=0, cutouts="mask")
+    upload(job, PHOTO.read_bytes())
+    assert s3.head_object(Bucket=jobs_bucket, Key=key_of(job))["Metadata"]["cutouts"] == "mask"
+    deliver(lambda_handler, jobs_bucket, key_of(job))
+    done = status(client, job)
+    assert done["status"] == "done" and done["result"]["class_names"]
+    names = [link["name"] for link in done["cutouts"]]
+    assert names == done["result"]["cutouts"]["names"]
+    files = {}
+    for link in done["cutouts"]:
+        fetched = httpx.get(link["url"], timeout=30)
+        assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+        # S3 answers it as a download of that name (moto ignores response-content-disposition; AWS honours it)
+        query = parse_qs(urlsplit(link["url"]).query)
+        assert query["response-content-disposition"] == [f'attachment; filename="{link["name"]}"']
+        files[link["name"]] = fetched.content
+    assert_cutouts(files, done["result"], decode(PHOTO.read_bytes(), max_bytes=10**8, max_pixels=10**8))
+    without = create(client, confidence=0)
+    upload(without, PHOTO.read_bytes())
+    deliver(lambda_handler, jobs_bucket, key_of(without))
+    assert "cutouts" not in status(client, without)
 
 
 def test_a_phones_heic_photo_is_segmented(client: Any, jobs_bucket: str, lambda_handler: Any) -> None:

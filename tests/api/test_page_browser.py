@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -156,10 +158,10 @@ def api_result(server: str) -> dict[str, Any]:
     return response.json()
 
 
-def assert_page_shows(page: Page, result: dict[str, Any]) -> None:
+def assert_page_shows(page: Page, result: dict[str, Any], also: str = "") -> None:
     expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
     ((posted, content_type),) = POSTS[page]  # one model run per click: the overlay comes inside the JSON
-    assert "/segment?" in posted and "overlay=true" in posted and "masks=none" in posted
+    assert "/segment?" in posted and "overlay=true" in posted and "masks=none" in posted and also in posted
     assert content_type == "application/json"  # {"image_base64"}: what `sam local start-api` passes through
     expect(page.locator("#error")).to_be_hidden()
     overlay_size = page.eval_on_selector("#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
@@ -182,6 +184,49 @@ def test_upload_shows_the_overlay_and_the_objects(browser: Browser, server: str,
     assert_page_shows(page, result)
     page.screenshot(path=tmp_path / "page.png", full_page=True)
     assert (tmp_path / "page.png").stat().st_size > 0
+    assert problems == []
+
+
+def test_cut_outs_show_as_a_gallery_each_downloadable(browser: Browser, server: str, tmp_path: Path) -> None:
+    answer = httpx.post(
+        f"{server}/segment",
+        params={"confidence": 0, "masks": "none", "format": "cutouts", "overlay": "true"},
+        files={"image": (PHOTO.name, PHOTO.read_bytes(), "image/jpeg")},
+        timeout=120,
+    )
+    answer.raise_for_status()
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        pictures = {name: archive.read(name) for name in archive.namelist() if name.endswith(".png")}
+        result = json.loads(archive.read("result.json"))
+    assert pictures, "at confidence 0 the test model finds objects"
+    page, problems = open_page(browser, server, 1280, 900)
+    page.set_input_files("#file", PHOTO)
+    page.check("#cutouts")
+    page.click("#submit")
+    assert_page_shows(page, result, "format=cutouts")
+    items = page.locator("#gallery li")
+    expect(items).to_have_count(len(pictures))
+    expect(page.locator("#cutouts-count")).to_contain_text(f"{len(pictures)} object")
+    for index, (name, png) in enumerate(pictures.items()):
+        item = items.nth(index)
+        expect(item.locator("figcaption")).to_have_text(name)
+        loaded = item.locator("img").evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+        assert loaded == list(Image.open(io.BytesIO(png)).size)
+        with page.expect_download() as download:
+            item.locator("a").click()
+        assert download.value.suggested_filename == name
+        assert Path(download.value.path()).read_bytes() == png
+    with page.expect_download() as everything:
+        page.click("#cutouts-zip")
+    assert everything.value.suggested_filename == "cutouts.zip"
+    with zipfile.ZipFile(everything.value.path()) as archive:
+        assert [name for name in archive.namelist() if name.endswith(".png")] == list(pictures)
+    page.screenshot(path=tmp_path / "gallery.png", full_page=True)
+    # Unticked, the next answer is plain JSON and the gallery goes away.
+    page.uncheck("#cutouts")
+    POSTS[page].clear()
+    page.click("#submit")
+    expect(page.locator("#cutouts-section")).to_be_hidden(timeout=RESULT_TIMEOUT_MS)
     assert problems == []
 
 
@@ -263,6 +308,7 @@ def test_a_file_over_6_mb_goes_through_the_jobs_flow(
         }"""
     )
     page.set_input_files("#file", big)
+    page.check("#cutouts")
     # A phone's uplink rather than loopback, so that the upload reports progress on its way.
     throttle = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 8 * 1024 * 1024}
     page.context.new_cdp_session(page).send("Network.emulateNetworkConditions", throttle)
@@ -285,6 +331,12 @@ def test_a_file_over_6_mb_goes_through_the_jobs_flow(
     expect(page.locator("#objects tbody tr")).to_have_count(len(result["class_names"]))
     overlay = page.eval_on_selector("#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert overlay == [True, 1600, 1400]
+    # The cut-outs, shown from their presigned S3 URLs (allowed by the page's img-src).
+    assert result["cutouts"]["names"]
+    expect(page.locator("#gallery figcaption")).to_have_text(result["cutouts"]["names"])
+    sizes = page.eval_on_selector_all("#gallery img", "imgs => Promise.all(imgs.map((img) => img.decode()))")
+    assert len(sizes) == len(result["cutouts"]["names"])
+    expect(page.locator("#cutouts-zip")).to_be_hidden()
     posted = [address for address, _ in POSTS[page]]
     assert posted[0] == f"{url}/jobs" and posted[1].startswith(moto_origin) and len(posted) == 2
     progress = page.evaluate("window.progressSeen")

@@ -145,11 +145,11 @@ def test_dry_run_of_a_bucket_that_cannot_be_listed_is_a_clear_error(s3, capsys):
 
 def test_creates_the_job_with_the_stack_outputs_and_waits_for_its_report(clients, bucket, capsys):
     clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
-    arguments = {"masks": "polygons", "confidence": "0.3", "overlay": "false"}
+    arguments = {"masks": "polygons", "confidence": "0.3", "overlay": "false", "cutouts": "box"}
     clients.control.add_response("create_job", {"JobId": JOB_ID}, job_request(bucket, "uploads/2024/", arguments))
     for state in (job_state("Preparing", 0, 0, 0), job_state("Active", 2, 0, 3), job_state("Complete", 3, 0, 3)):
         clients.control.add_response("describe_job", state, {"AccountId": ACCOUNT, "JobId": JOB_ID})
-    argv = ("--masks", "polygons", "--confidence", "0.3", "--overlay", "false", "--wait")
+    argv = ("--masks", "polygons", "--confidence", "0.3", "--overlay", "false", "--cutouts", "box", "--wait")
     assert run(args(f"s3://{bucket}/uploads/2024/", *argv), clients) == 0
     report = f"s3://{bucket}/results/batch-operations/job-{JOB_ID}/"
     assert capsys.readouterr().out.splitlines() == [
@@ -220,6 +220,7 @@ def test_objects_the_worker_may_not_read_fail_before_the_job(clients, bucket, ca
     [
         ("--confidence", "2", "--confidence: Input should be less than or equal to 1"),
         ("--masks", "bitmap", "--masks: Input should be 'rle', 'polygons' or 'none'"),
+        ("--cutouts", "outline", "--cutouts: Input should be 'mask' or 'box'"),
     ],
 )
 def test_a_bad_option_fails_before_the_job(clients, bucket, capsys, flag, value, message):

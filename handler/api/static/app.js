@@ -1,8 +1,11 @@
 // The upload page: one image in, the overlay and the objects table out. A file that fits one request goes
 // as JSON {"image_base64"} to POST segment?overlay=true (JSON, not multipart: `sam local start-api` turns
 // binary bodies into 502s); a larger one, or HEIC/HEIF, goes through the jobs flow (jobs.js) when the
-// server has it.
+// server has it. With "Cut out each object" the answer is the zip of cut-outs (format=cutouts), whose
+// result.json carries the same JSON, shown as a gallery (gallery.js).
+import { showGallery } from "./gallery.js";
 import { createJob, upload, waitForJob } from "./jobs.js";
+import { readZip } from "./unzip.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,6 +21,7 @@ const drop = $("drop");
 const preview = $("preview");
 const slider = $("confidence");
 const submit = $("submit");
+const cutouts = $("cutouts");
 
 let chosen = null;
 const objectUrls = { preview: null, overlay: null };
@@ -95,8 +99,21 @@ async function segmentInOneRequest(query) {
     body,
   });
   if (!response.ok) throw new Error(await errorMessage(response));
+  if (query.format === "cutouts") return fromZip(await response.blob());
   const result = await response.json();
-  return { result, overlay: pngBlob(result.overlay_png_base64) };
+  return { result, overlay: pngBlob(result.overlay_png_base64), pictures: null };
+}
+
+// result.json first, then one PNG per object in result order.
+async function fromZip(zip) {
+  const entries = await readZip(zip);
+  const json = entries.find((entry) => entry.name === "result.json");
+  if (!json) throw new Error("the zip has no result.json");
+  const result = JSON.parse(new TextDecoder().decode(json.bytes));
+  const pictures = entries
+    .filter((entry) => entry.name.endsWith(".png"))
+    .map((entry) => ({ name: entry.name, blob: new Blob([entry.bytes], { type: "image/png" }) }));
+  return { result, overlay: pngBlob(result.overlay_png_base64), pictures, zip };
 }
 
 async function segmentAsJob(options) {
@@ -114,7 +131,7 @@ async function segmentAsJob(options) {
     (status) => setStatus(status === "processing" ? "Segmenting…" : "Waiting for the upload to arrive…"),
     setStatus,
   );
-  return { result: state.result, overlay: state.overlay_url };
+  return { result: state.result, overlay: state.overlay_url, pictures: state.cutouts ?? null };
 }
 
 function route(file) {
@@ -142,8 +159,9 @@ function pngBlob(base64) {
   return new Blob([bytes], { type: "image/png" });
 }
 
-// The overlay: a PNG blob (one request), or the job's short-lived S3 URL.
-function showResult(result, overlay) {
+// The overlay: a PNG blob (one request), or the job's short-lived S3 URL; pictures: the cut-outs, or null.
+function showResult({ result, overlay, pictures, zip }) {
+  showGallery(pictures, zip ?? null);
   if (overlay instanceof Blob) {
     showUrl($("overlay"), "overlay", overlay);
   } else {
@@ -184,15 +202,22 @@ async function segment(event) {
   showError("");
   setStatus("Segmenting…");
   const confidence = slider.value;
+  const cut = cutouts.checked ? { cutouts: "mask" } : {};
   try {
-    const { result, overlay } =
+    const answer =
       route(chosen) === "job"
-        ? await segmentAsJob({ masks: "none", overlay: true, confidence: Number(confidence) })
-        : await segmentInOneRequest({ masks: "none", overlay: "true", confidence });
-    showResult(result, overlay);
+        ? await segmentAsJob({ masks: "none", overlay: true, confidence: Number(confidence), ...cut })
+        : await segmentInOneRequest({
+            masks: "none",
+            overlay: "true",
+            confidence,
+            ...(cutouts.checked ? { format: "cutouts" } : {}),
+          });
+    showResult(answer);
     setStatus("");
   } catch (error) {
     $("result").hidden = true;
+    showGallery(null);
     setStatus("");
     setProgress(null);
     showError(error instanceof TypeError ? "the server could not be reached" : error.message);
