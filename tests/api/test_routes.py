@@ -405,13 +405,14 @@ def test_openapi_and_docs_publish_the_real_schema(client: TestClient) -> None:
     assert set(segment["requestBody"]["content"]) == {"multipart/form-data", "image/*", "application/json"}
     ok = segment["responses"]["200"]["content"]
     assert ok["application/json"]["schema"]["$ref"].endswith("/SegmentResponse")
-    assert "image/png" in ok
+    assert "image/png" in ok and "application/zip" in ok
     assert {"400", "403", "404", "413", "415", "422"} <= set(segment["responses"])
     assert {param["name"] for param in segment["parameters"]} == {
         "masks",
         "confidence",
         "classes",
         "format",
+        "cutouts",
         "overlay",
         "overlay_max_side",
     }
