@@ -291,13 +291,16 @@ def test_no_request_parameter_names_a_model_or_a_path(client: TestClient) -> Non
         for operation in item.values()
         for param in operation.get("parameters", [])
     }
-    assert parameters == {"masks", "confidence", "classes", "format", "overlay", "overlay_max_side", "job_id"}
+    # cutouts is mask|box; the files it names are NN-<class>.png with the class cut to [A-Za-z0-9_-]
+    # (tests/engine/test_cutouts.py), under the result's own .objects/ prefix
+    expected = {"masks", "confidence", "classes", "format", "cutouts", "overlay", "overlay_max_side", "job_id"}
+    assert parameters == expected
     json_body = spec["paths"]["/segment"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     fields = set(json_body["properties"])
     assert fields == {"image_base64", "s3_uri"}  # and s3_uri reads only allowed buckets (above)
     job_body = spec["components"]["schemas"]["JobRequest"]["properties"]
     # filename only names the upload's S3 key, cut to [A-Za-z0-9._-] under jobs/<job_id>/ (tests/api/test_jobs.py)
-    assert set(job_body) == {"masks", "confidence", "classes", "overlay", "filename", "content_type"}
+    assert set(job_body) == {"masks", "confidence", "classes", "overlay", "cutouts", "filename", "content_type"}
 
 
 # --- responses carry no stack traces -----------------------------------------------------------------
