@@ -7,7 +7,8 @@ after-restore hooks; an exception in either is posted to ``/runtime/init/error``
 by the client. ``register`` adds the hooks only in that mode: an on-demand init is unchanged.
 
 Before the snapshot: one full inference of a synthetic photo at every detection speed the function uses
-(weights paged in, oneDNN kernels built, allocator arenas grown), then each side's own warm-up (``prime``).
+(weights paged in, oneDNN kernels built, allocator arenas grown), then each side's own warm-up (``prime``),
+then the garbage collector settled (``settle``).
 After a restore (AWS's "Handling uniqueness with Lambda SnapStart"; what is renewed and why: docs/operations.md):
 boto3's default session and every cached client (``storage.renew_clients``), the generators seeded in
 user space (``random``, numpy, torch) from ``os.urandom``, the per-image time budget, and the metrics'
@@ -16,6 +17,7 @@ user space (``random``, numpy, torch) from ``os.urandom``, the per-image time bu
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import random
@@ -91,6 +93,14 @@ def prime_model() -> dict[str, Any]:
     return {"prime_ms": timings}
 
 
+def settle() -> dict[str, Any]:
+    """Last before the snapshot: collect the init's garbage and freeze what survives (``gc.freeze``), so the
+    snapshot carries no garbage and no request pays a full collection over the model and the modules."""
+    collected = gc.collect()
+    gc.freeze()
+    return {"collected": collected, "frozen": gc.get_freeze_count()}
+
+
 def reseed_generators() -> None:
     """Seeds drawn from the OS after the restore: each restored copy gets its own streams."""
     import torch
@@ -118,8 +128,8 @@ def register(sources: Iterable[Any]) -> bool:
         return False
     from snapshot_restore_py import register_after_restore, register_before_snapshot
 
-    primers = [prime_model, *(source.prime for source in sources if hasattr(source, "prime"))]
-    # Before-snapshot hooks run in reverse order of registration: the model goes first.
+    primers = [prime_model, *(source.prime for source in sources if hasattr(source, "prime")), settle]
+    # Before-snapshot hooks run in reverse order of registration: the model first, settle last.
     for primer in reversed(primers):
         register_before_snapshot(hooked("before_snapshot", primer))
     register_after_restore(hooked("after_restore", renew))

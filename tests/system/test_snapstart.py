@@ -137,11 +137,12 @@ def test_restore_lifecycle_with_http_and_s3_events(restored, bucket: str) -> Non
     assert [(phase, hook) for _, phase, hook in hooks] == [
         ("before_snapshot", "prime_model"),
         ("before_snapshot", "prime"),
+        ("before_snapshot", "settle"),
         ("after_restore", "renew"),
     ], runtime.output()
     # Server-side events and the runtime's log lines meet on one timeline through a reader thread, which may
     # lag: the pause of restore/next (the snapshot) is what orders the before-snapshot lines before its answer.
-    assert hooks[1][0] < position(api, "restore/next answered") < hooks[2][0]
+    assert hooks[2][0] < position(api, "restore/next answered") < hooks[3][0]
     assert position(api, "restore/next answered") < position(api, "invocation/next")
     # In the runtime's own output the renewal comes before the first invocation's metrics.
     renewed_at = next(i for i, line in enumerate(runtime.lines) if '"hook":"renew"' in line)
@@ -155,7 +156,7 @@ def test_restore_lifecycle_with_http_and_s3_events(restored, bucket: str) -> Non
     before = [record for index, record in built if index < restore_at]
     after = [record for index, record in built if index > restore_at]
     assert {record["client"] for record in before} == {"s3", "signing"}  # priming GET / named the jobs bucket
-    renew = logs(api, "snapstart hook done")[2][1]
+    renew = logs(api, "snapstart hook done")[3][1]
     assert renew["s3_clients_dropped"] == 1 and renew["signing_clients_dropped"] == 1 and renew["origins_dropped"] == 1
     assert {record["client"] for record in after} == {"s3", "signing"}
     assert min(record["serial"] for record in after) > max(record["serial"] for record in before)
