@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import zipfile
 from typing import Any
 
 import pytest
@@ -192,3 +193,18 @@ def test_an_event_nobody_claims_is_a_clear_error(lambda_handler) -> None:
 
     with pytest.raises(UnclaimedEvent, match="API Gateway"):
         lambda_handler({"detail-type": "Scheduled Event", "source": "aws.events"}, FakeLambdaContext())
+
+
+def test_a_cutouts_zip_leaves_lambda_base64_encoded(lambda_handler) -> None:
+    event = load("apigw-http-png.json")
+    event["rawQueryString"] = "format=cutouts&confidence=0&masks=none"
+    event["queryStringParameters"] = {"format": "cutouts", "confidence": "0", "masks": "none"}
+    response = lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 200, response["body"][:500]
+    assert answer_headers(response)["content-type"] == "application/zip"
+    assert response["isBase64Encoded"] is True
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(response["body"], validate=True))) as archive:
+        names = archive.namelist()
+        result = json.loads(archive.read("result.json"))
+    assert names[-1] == "result.json" and len(names) == 1 + len(result["class_names"])
+    assert all(name.endswith(".png") for name in names[:-1])
