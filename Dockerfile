@@ -1,14 +1,16 @@
 # PointRend instance segmentation (PixelLib, torch backend) as an AWS Lambda container image.
 #
-# Build (`make image` passes the pin; the Dockerfile also falls back to infra/model.sha256 by itself):
-#   docker build --build-arg MODEL_SHA256="$(cut -d' ' -f1 infra/model.sha256)" -t pointrend-lambda .
+# Build (the pin comes from infra/model.sha256, the line naming the chosen model's file):
+#   docker build -t pointrend-lambda .                                        # PointRend R50-FPN
+#   docker build --build-arg MODEL_BACKBONE=resnet101 -t pointrend-lambda .   # PointRend X-101-32x8d-FPN
 # Build args:
 #   PYTHON_IMAGE       base of every stage (python:3.11-slim; the podman smoke build passes a local stand-in)
 #   TORCH_INDEX_URL    where the CPU-only torch/torchvision wheels come from (PyTorch's CPU wheel index)
 #   REQUIRE_CPU_TORCH  1: the build fails if torch is a CUDA build or any nvidia-* package got installed
+#   MODEL_BACKBONE     resnet50 (default) or resnet101: which PixelLib model the image serves (docs/models.md)
 #   MODEL_SOURCE       weights file in the build context, copied in if present (else downloaded from MODEL_URL)
-#   MODEL_URL          PixelLib release 0.2.0's pointrend_resnet50.pkl
-#   MODEL_SHA256       expected sha256 of the weights; empty: first word of infra/model.sha256.
+#   MODEL_URL          PixelLib release 0.2.0's pointrend_<MODEL_BACKBONE>.pkl
+#   MODEL_SHA256       expected sha256 of the weights; empty: infra/model.sha256's line for pointrend_<MODEL_BACKBONE>.pkl.
 #                      No pin at all, or a mismatch: the build fails.
 # Runs under Lambda (and `sam local invoke`, which mounts its emulator) as
 #   python -m awslambdaric handler.lambda_function.lambda_handler
@@ -16,6 +18,7 @@
 #   docker run -p 8080:8080 --entrypoint python IMAGE -m handler serve --host 0.0.0.0
 
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG MODEL_BACKBONE=resnet50
 
 # ---------------------------------------------------------------------------------------------------
 # builder: a virtual environment at /opt/venv with every runtime dependency, then copied as a whole.
@@ -56,20 +59,22 @@ sys.exit('${REQUIRE_CPU_TORCH}' == '1' and (cuda or torch.version.cuda) and 'CUD
 # ---------------------------------------------------------------------------------------------------
 # model: the weights, from the build context if present, else downloaded; sha256 checked either way.
 FROM ${PYTHON_IMAGE} AS model
-ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl
+ARG MODEL_BACKBONE
+ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_${MODEL_BACKBONE}.pkl
 ARG MODEL_SHA256=""
-ARG MODEL_SOURCE=.cache/models/pointrend_resnet50.pkl
+ARG MODEL_SOURCE=.cache/models/pointrend_${MODEL_BACKBONE}.pkl
 # The bracket/star globs make infra/model.sha256 and the weights optional: bake_model.py always matches.
 COPY infra/bake_model.py infra/model.sha25[6] ${MODEL_SOURCE}* /build/
 RUN python /build/bake_model.py \
         --source "/build/${MODEL_SOURCE##*/}" --pin-file /build/model.sha256 \
         --url "${MODEL_URL}" --sha256 "${MODEL_SHA256}" \
-        --dest /opt/model/pointrend_resnet50.pkl \
+        --dest "/opt/model/pointrend_${MODEL_BACKBONE}.pkl" \
     && rm -rf /build
 
 # ---------------------------------------------------------------------------------------------------
 # final: the slim base, the venv, the weights and the code. No compilers.
 FROM ${PYTHON_IMAGE}
+ARG MODEL_BACKBONE
 LABEL org.opencontainers.image.title="pointrend-lambda" \
       org.opencontainers.image.description="PointRend instance segmentation (PixelLib) on AWS Lambda"
 
@@ -85,7 +90,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/.cache \
     MPLCONFIGDIR=/tmp/matplotlib \
     LAMBDA_TASK_ROOT=/var/task \
-    SEG_MODEL_PATH=/opt/model/pointrend_resnet50.pkl
+    SEG_MODEL_BACKBONE=${MODEL_BACKBONE} \
+    SEG_MODEL_PATH=/opt/model/pointrend_${MODEL_BACKBONE}.pkl
 
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=model /opt/model /opt/model

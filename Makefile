@@ -76,9 +76,10 @@ soak: install test-model
 	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) bench/soak.py
 
 IMAGE ?= pointrend-lambda:latest
-# Needs a Docker engine and the real weights' sha256 pinned in infra/model.sha256.
+BACKBONE ?= resnet50
+# Needs a Docker engine and the chosen model's sha256 pinned in infra/model.sha256 (BACKBONE=resnet101: X-101).
 image:
-	docker build --build-arg MODEL_SHA256="$$(cut -d' ' -f1 infra/model.sha256)" -t $(IMAGE) .
+	docker build --build-arg MODEL_BACKBONE=$(BACKBONE) -t $(IMAGE) .
 
 SAM := SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam
 # The weights (downloaded and pinned in infra/model.sha256 on first use), `sam build`, then `sam deploy`:

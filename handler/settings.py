@@ -11,13 +11,20 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"
+DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"  # the default backbone's
 # The weights' sha256 that the image build checks (``fetch-model`` writes it when absent).
 SHA256_PIN_FILE = REPO_ROOT / "infra" / "model.sha256"
 
 DetectionSpeed = Literal["normal", "fast", "rapid"]
 # Which side(s) lambda_function imports at init: each deployed function serves one (template.yaml sets it).
 Serves = Literal["all", "http", "s3"]
+# PixelLib's ``network_backbone`` names: resnet101 is PointRend's X-101-32x8d-FPN (docs/models.md).
+Backbone = Literal["resnet50", "resnet101"]
+
+
+def default_model_path(backbone: Backbone) -> Path:
+    """Where ``fetch-model --backbone B`` puts PixelLib's release file, and where the service looks by default."""
+    return REPO_ROOT / ".cache" / "models" / f"pointrend_{backbone}.pkl"
 
 
 class Settings(BaseSettings):
@@ -25,6 +32,14 @@ class Settings(BaseSettings):
 
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="PointRend weights (.pkl, PixelLib format)")
     model_sha256: str | None = Field(None, description="when set, the weights must have this sha256")
+    model_backbone: Backbone = Field(
+        "resnet50", description="PixelLib's network_backbone: resnet50 (R50-FPN) or resnet101 (X-101-32x8d-FPN)"
+    )
+    class_names: str | None = Field(
+        None,
+        description="a model with its own classes: a file (one name per line) or a comma-separated list, in the "
+        "checkpoint's class order; unset: COCO's 80 names",
+    )
     confidence: float = Field(0.5, ge=0.0, le=1.0)
     detection_speed: DetectionSpeed = "normal"
     torch_threads: int | None = Field(None, ge=1, description="default: torch's own choice")
@@ -79,12 +94,32 @@ class Settings(BaseSettings):
     def _blank_bucket_is_none(cls, value: object) -> object:
         return value.strip() or None if isinstance(value, str) else value
 
+    @field_validator("class_names", mode="before")
+    @classmethod
+    def _blank_names_are_none(cls, value: object) -> object:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @property
+    def class_name_list(self) -> tuple[str, ...] | None:
+        """``SEG_CLASS_NAMES`` as names: the file's non-blank lines if it names a file, else split on commas."""
+        if self.class_names is None:
+            return None
+        path = Path(self.class_names).expanduser()
+        text = path.read_text(encoding="utf-8") if path.is_file() else self.class_names.replace(",", "\n")
+        return tuple(name.strip() for name in text.splitlines() if name.strip())
+
     @field_validator("model_sha256", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if isinstance(value, str):
             return value.strip().lower() or None
         return value
+
+    @model_validator(mode="after")
+    def _model_path_follows_backbone(self) -> Settings:
+        if "model_path" not in self.model_fields_set:
+            self.model_path = default_model_path(self.model_backbone)
+        return self
 
     @model_validator(mode="after")
     def _outputs_apart_from_inputs(self) -> Settings:

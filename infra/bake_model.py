@@ -6,8 +6,9 @@ Runs in the Dockerfile's ``model`` stage with nothing but the standard library:
         --url URL --sha256 "$MODEL_SHA256" --dest /opt/model/pointrend_resnet50.pkl
 
 The weights come from ``--source`` when that file exists (copied from the build context), else from
-``--url``. The expected sha256 is ``--sha256`` when non-empty, else the first word of ``--pin-file``.
-Without any pin, or on a mismatch, it exits non-zero so the image build fails.
+``--url``. The expected sha256 is ``--sha256`` when non-empty, else the line of ``--pin-file`` (``sha256sum``'s
+format, one line per release file) that names ``--dest``'s file name (a line with a hash alone pins
+``pointrend_resnet50.pkl``). Without any pin, or on a mismatch, it exits non-zero so the image build fails.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def expected_sha256(cli_value: str, pin_file: Path | None) -> str | None:
+def expected_sha256(cli_value: str, pin_file: Path | None, name: str = "pointrend_resnet50.pkl") -> str | None:
     value = cli_value.strip().lower()
     if not value and pin_file is not None and pin_file.is_file():
-        words = pin_file.read_text().split()
-        value = words[0].lower() if words else ""
+        for line in pin_file.read_text().splitlines():
+            words = line.split()
+            legacy = len(words) == 1 and name == "pointrend_resnet50.pkl"  # a hash alone: the one-model format
+            if words and (words[1:] in ([name], [f"*{name}"]) or legacy):
+                value = words[0].lower()
+                break
     return value or None
 
 
@@ -49,10 +54,11 @@ def download(url: str, dest: Path, timeout: float = 60.0) -> None:
 
 def bake(source: Path | None, url: str, sha256: str, pin_file: Path | None, dest: Path) -> str:
     """Copy or download the weights to ``dest`` and verify them; returns the sha256. Raises SystemExit."""
-    expected = expected_sha256(sha256, pin_file)
+    expected = expected_sha256(sha256, pin_file, dest.name)
     if expected is None:
         raise SystemExit(
-            "bake_model: no sha256 pin: pass --build-arg MODEL_SHA256=... or add infra/model.sha256 to the context"
+            f"bake_model: no sha256 pin for {dest.name}: pass --build-arg MODEL_SHA256=... or pin it in "
+            "infra/model.sha256 (python -m handler fetch-model --backbone ...)"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")

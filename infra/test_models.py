@@ -6,10 +6,12 @@ service's packages do not import it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handler.model.files import save_weights
+from handler.settings import Backbone
 
 if TYPE_CHECKING:
     import torch
@@ -17,20 +19,32 @@ if TYPE_CHECKING:
 TEST_MODEL_AUTHOR = "pointrend-lambda make-test-model (random init, NOT trained weights)"
 
 
-def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False, worst: bool = False) -> Path:
-    """A randomly initialised PointRend R50-FPN in exactly the real file's format.
+def make_test_model(
+    dest: Path,
+    seed: int = 0,
+    *,
+    dense: bool = False,
+    worst: bool = False,
+    backbone: Backbone = "resnet50",
+    classes: Sequence[str] | None = None,
+) -> Path:
+    """A randomly initialised PointRend in exactly the real file's format.
 
     The real ``pointrend_resnet50.pkl`` is a plain pickle ``{"model": {name: ndarray}, "__author__": ...}``
     that PixelLib's (detectron2's) checkpointer reads; this writes the same structure with the same keys.
+    Its frozen batch-norms carry trained-like statistics (``trained_like_batchnorms``).
     ``dense``: the crowded worst case, 100 objects (PixelLib's per-image cap) on any image (``dense_detector``).
     ``worst``: the memory worst case, boxes as large as the model can make them (``worst_detector``).
+    ``backbone``: PixelLib's resnet50 (R50-FPN) or resnet101 (X-101-32x8d-FPN). ``classes``: a model with
+    these classes instead of COCO's 80 (load it with ``SEG_CLASS_NAMES`` naming them in this order).
     """
     import torch
 
     from handler.model.pixellib import build_pointrend
 
     torch.manual_seed(seed)
-    model = build_pointrend()
+    model = build_pointrend(backbone, len(classes) if classes else 80)
+    trained_like_batchnorms(model, seed)
     if dense:
         dense_detector(model)
     if worst:
@@ -39,7 +53,40 @@ def make_test_model(dest: Path, seed: int = 0, *, dense: bool = False, worst: bo
     return save_weights(dest, weights, TEST_MODEL_AUTHOR)
 
 
-DENSE_CLASS = 0  # "person": a crowd
+def trained_like_batchnorms(model: torch.nn.Module, seed: int = 0) -> int:
+    """Give every frozen batch-norm per-channel statistics that are not the identity, as trained ones are.
+
+    detectron2 initialises them to weight 1, bias 0, mean 0, variance 1: folding such a norm into its
+    convolution changes nothing, so a test on it cannot tell a faithful fold from a wrong one. Here each
+    channel gets a mean and a variance (0.5 to 2) and the affine part that turns them into a scale ``s`` of
+    0.7 to 1.3 and a shift ``t`` of -0.1 to 0.1: ``y = s * x + t``, so activations keep their scale (a
+    random network stays as lively as before) while weight, bias, mean and variance all differ from the
+    identity, and the fold's ``weight * rsqrt(var + eps)`` and ``bias - mean * scale`` are real arithmetic.
+    Returns how many norms were set.
+    """
+    import torch
+
+    from handler.model.pixellib import FrozenBatchNorm2d
+
+    generator = torch.Generator().manual_seed(seed + 1)
+    count = 0
+    for module in model.modules():
+        if isinstance(module, FrozenBatchNorm2d):
+            channels = module.weight.numel()
+
+            def draw(low: float, high: float, n: int = channels) -> torch.Tensor:
+                return low + (high - low) * torch.rand(n, generator=generator)
+
+            mean, var, scale, shift = draw(-0.5, 0.5), draw(0.5, 2.0), draw(0.7, 1.3), draw(-0.1, 0.1)
+            module.running_mean.copy_(mean)
+            module.running_var.copy_(var)
+            module.weight.copy_(scale * torch.sqrt(var + module.eps))
+            module.bias.copy_(shift + mean * scale)
+            count += 1
+    return count
+
+
+DENSE_CLASS = 0  # the first class ("person" in COCO): a crowd
 DENSE_LOGIT = 30.0
 
 

@@ -41,6 +41,29 @@ def dense_model_path() -> Path:
     return DENSE_MODEL
 
 
+CUSTOM_CLASSES = ("cat", "dog", "bird")
+CUSTOM_MODEL = REPO / ".cache" / "models" / "test_model_3cls_dense.pkl"
+
+
+@pytest.fixture(scope="session")
+def custom_model_path() -> Path:
+    """``make-test-model --dense --classes cat,dog,bird``: a model of its own 3 classes (serve it with
+    ``SEG_CLASS_NAMES=cat,dog,bird``), 100 objects on any image."""
+    if not CUSTOM_MODEL.exists():
+        from handler.cli import main
+
+        assert main(["make-test-model", str(CUSTOM_MODEL), "--dense", "--classes", ",".join(CUSTOM_CLASSES)]) == 0
+    return CUSTOM_MODEL
+
+
+@pytest.fixture(scope="session")
+def custom_segmenter(custom_model_path):
+    from handler.model import Segmenter
+    from handler.settings import Settings
+
+    return Segmenter(Settings(model_path=custom_model_path, class_names=",".join(CUSTOM_CLASSES)))
+
+
 @pytest.fixture(scope="session")
 def dense_segmenter(dense_model_path):
     from handler.model import Segmenter

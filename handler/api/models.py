@@ -62,15 +62,17 @@ class RLEMask(Strict):
 
 
 class ModelInfo(Strict):
-    name: str
-    sha256: str | None
+    name: str = Field(description="pointrend_resnet50 or pointrend_resnet101 (the architecture)")
+    sha256: str | None = Field(description="sha256 of the weights file")
+    backbone: str = Field(description="PixelLib's network_backbone: resnet50 or resnet101 (X-101-32x8d-FPN)")
+    classes: list[str] = Field(description="the model's class names, in class_ids order")
 
 
 class SeedResponse(Strict):
     """The ancestor PixelLibAPI's ``/segmentapi`` body: these keys and no others."""
 
     boxes: list[list[int]] = Field(description="[x1, y1, x2, y2] per object, pixels, truncated to int")
-    class_ids: list[int] = Field(description="0-based COCO class index per object")
+    class_ids: list[int] = Field(description="0-based index into the model's class names (COCO's 80 by default)")
     class_names: list[str]
     mask_shape: list[int] = Field(description="[height, width, number of objects]")
     object_counts: dict[str, int] = Field(description="objects per class name")
@@ -95,8 +97,11 @@ class SegmentResponse(SeedResponse):
 class HealthModel(Strict):
     loaded: bool
     name: str
-    sha256: str | None
+    sha256: str | None = Field(description="sha256 of the weights file that was loaded")
     load_ms: float
+    backbone: str = Field(description="resnet50 (R50-FPN) or resnet101 (X-101-32x8d-FPN)")
+    classes: int = Field(description="how many classes the model knows")
+    class_names: list[str] = Field(description="their names, in class_ids order (what `classes=` accepts)")
 
 
 class HealthDefaults(Strict):

@@ -35,11 +35,11 @@ from handler.api.models import (
     SegmentQuery,
     SegmentResponse,
 )
+from handler.api.openapi import model_openapi
 from handler.api.page import STATIC_DIR, SecurityHeaders, router
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
 from handler.deadline import LambdaContext
 from handler.engine import (
-    MODEL_NAME,
     CutoutWriter,
     CutoutZip,
     Outputs,
@@ -97,12 +97,12 @@ class LocalMetrics:
 app = FastAPI(
     title="PointRend instance segmentation",
     version=__version__,
-    description="Instance segmentation (PointRend R50-FPN, 80 COCO classes). Errors are "
-    '`{"error": {"code": ..., "message": ...}}`.',
+    description='Errors are `{"error": {"code": ..., "message": ...}}`.',
     lifespan=lifespan,
     docs_url=None,  # served from the package by docs_pages, not from a CDN
     redoc_url=None,
 )
+app.openapi = model_openapi(app)  # type: ignore[method-assign]  # the model's backbone and class names
 api_errors.install(app)
 app.add_middleware(SecurityHeaders)
 app.add_middleware(LocalMetrics)
@@ -245,7 +245,8 @@ async def segmentapi(
     responses={503: {"model": ErrorResponse, "description": "the model cannot be loaded"}},
 )
 def healthz(settings: Settings = Depends(get_settings)) -> Any:
-    """Model loaded (name, sha256 when pinned, load time), version, and the defaults the page uses."""
+    """Model loaded (name, backbone, classes, the weights file's sha256, load time), version, and the defaults
+    the page uses."""
     try:
         segmenter = get_segmenter()
     except ModelFileError as exc:
@@ -254,7 +255,15 @@ def healthz(settings: Settings = Depends(get_settings)) -> Any:
     return {
         "status": "ok",
         "version": __version__,
-        "model": {"loaded": True, "name": MODEL_NAME, "sha256": segmenter.model_sha256, "load_ms": segmenter.load_ms},
+        "model": {
+            "loaded": True,
+            "name": segmenter.model_name,
+            "sha256": segmenter.model_sha256,
+            "load_ms": segmenter.load_ms,
+            "backbone": segmenter.backbone,
+            "classes": len(segmenter.class_names),
+            "class_names": list(segmenter.class_names),
+        },
         "defaults": {
             "confidence": settings.confidence,
             "detection_speed": settings.detection_speed,

@@ -10,8 +10,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
-from handler.settings import DEFAULT_MODEL_PATH, SHA256_PIN_FILE
+from handler.settings import SHA256_PIN_FILE, Backbone, default_model_path
+
+BACKBONE_NAMES: tuple[str, ...] = get_args(Backbone)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,15 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser(
         "fetch-model",
-        help="download pointrend_resnet50.pkl (PixelLib 0.2.0); check its sha256 against the pin, or pin it if none",
+        help="download pointrend_resnet50.pkl or pointrend_resnet101.pkl (PixelLib 0.2.0); check its sha256 against "
+        "its pin, or pin it if none",
     )
-    fetch.add_argument("--dest", type=Path, default=DEFAULT_MODEL_PATH)
+    fetch.add_argument(
+        "--backbone", choices=BACKBONE_NAMES, default="resnet50", help="resnet101: PointRend X-101-32x8d-FPN"
+    )
+    fetch.add_argument("--dest", type=Path, default=None, help="default: .cache/models/pointrend_<backbone>.pkl")
     fetch.add_argument("--url", default=None, help="a mirror of the release file (default: PixelLib's GitHub)")
     fetch.add_argument(
         "--pin-file",
         type=Path,
         default=SHA256_PIN_FILE,
-        help="the sha256 pin the image build checks (default: infra/model.sha256); written when absent",
+        help="the sha256 pins the image build checks, one line per file (default: infra/model.sha256); "
+        "this file's line is added when absent",
     )
 
     backfill = commands.add_parser(
@@ -152,7 +160,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="the memory worst case: every class's boxes as large as the model can make them (80 objects, each a "
         "whole-image box) at confidence < 0.01",
     )
+    test_model.add_argument(
+        "--backbone", choices=BACKBONE_NAMES, default="resnet50", help="resnet101: PointRend X-101-32x8d-FPN"
+    )
+    test_model.add_argument(
+        "--classes",
+        type=_class_list,
+        default=None,
+        help="a model with these classes (comma-separated) instead of COCO's 80; serve it with SEG_CLASS_NAMES",
+    )
     return parser
+
+
+def _class_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError("give distinct class names, comma-separated")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,10 +230,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_model(args: argparse.Namespace) -> int:
-    from handler.engine import MODEL_URL, ChecksumMismatch, DownloadError, fetch_model
+    from handler.engine import ChecksumMismatch, DownloadError, fetch_model
 
+    name = f"pointrend_{args.backbone}.pkl"
+    args.dest = args.dest or default_model_path(args.backbone)
     try:
-        fetched = fetch_model(args.dest, url=args.url or MODEL_URL, pin_file=args.pin_file)
+        fetched = fetch_model(args.dest, url=args.url, pin_file=args.pin_file, backbone=args.backbone)
     except ChecksumMismatch as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(
@@ -221,7 +247,7 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(
-            "No internet? Place pointrend_resnet50.pkl (PixelLib release 0.2.0) at "
+            f"No internet? Place {name} (PixelLib release 0.2.0) at "
             f"{args.dest} yourself, or set SEG_MODEL_PATH to it. To try the service without trained "
             "weights: python -m handler make-test-model .cache/models/test_model.pkl and "
             "SEG_MODEL_PATH=.cache/models/test_model.pkl (random weights: it will find almost nothing).",
@@ -236,8 +262,9 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
         f"No pin existed, so this download was TRUSTED ON FIRST USE and its sha256 written to {fetched.pin_file}\n"
         "(the image build checks the weights against it). To verify it, download the file again from another "
         "network or machine and compare:\n"
-        f"  python -m handler fetch-model --dest /tmp/second.pkl --pin-file {fetched.pin_file}  (fails on a mismatch)\n"
-        "  or compare the output of: sha256sum pointrend_resnet50.pkl"
+        f"  python -m handler fetch-model --backbone {args.backbone} --dest /tmp/second.pkl --pin-file "
+        f"{fetched.pin_file}  (fails on a mismatch)\n"
+        f"  or compare the output of: sha256sum {name}"
     )
     return 0
 
@@ -257,9 +284,12 @@ def cmd_export_coco(args: argparse.Namespace) -> int:
 def cmd_make_test_model(args: argparse.Namespace) -> int:
     from infra.test_models import make_test_model
 
-    path = make_test_model(args.path, seed=args.seed, dense=args.dense, worst=args.worst)
+    path = make_test_model(
+        args.path, seed=args.seed, dense=args.dense, worst=args.worst, backbone=args.backbone, classes=args.classes
+    )
     report = {"path": str(path), "bytes": path.stat().st_size, "seed": args.seed, "dense": args.dense}
-    print(json.dumps({**report, "worst": args.worst}))
+    report |= {"worst": args.worst, "backbone": args.backbone, "classes": args.classes or "coco"}
+    print(json.dumps(report))
     return 0
 
 

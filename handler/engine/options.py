@@ -20,7 +20,9 @@ class RequestOptions(BaseModel):
 
     masks: MaskFormat = Field("rle", description="mask encoding: COCO RLE, polygons, or none")
     confidence: float | None = Field(None, ge=0.0, le=1.0, description="score threshold (default SEG_CONFIDENCE)")
-    classes: str | None = Field(None, description="keep only these COCO class names, comma-separated")
+    classes: str | None = Field(
+        None, description="keep only these of the model's class names (COCO's by default), comma-separated"
+    )
     overlay: bool | None = Field(
         None,
         description="the overlay PNG too: in /segment's JSON (base64, one model run), or as a job's overlay_url "

@@ -1,11 +1,12 @@
-"""The model: PixelLib's PointRend R50-FPN, its weights files and the Segmenter that runs it.
+"""The model: PixelLib's PointRend (R50 or X-101 FPN, COCO's or its own classes), its weights files and the
+Segmenter that runs it.
 
 Knows no transport (no HTTP, no S3) and nothing of how results are encoded: RGB array in, ``Detections`` out
 (boxes, scores, classes; each mask pasted inside its box when asked for, one at a time).
 May import only ``handler.settings``, ``handler.errors`` and ``handler.allocator``.
 """
 
-from handler.model.checkpoint import WeightsUnpickler, load_weights, read_weights
+from handler.model.checkpoint import Checkpoint, WeightsUnpickler, load_weights, read_checkpoint, read_weights
 from handler.model.files import (
     MODEL_URL,
     SHA256_PIN_FILE,
@@ -20,16 +21,26 @@ from handler.model.files import (
 )
 from handler.model.optimise import optimise
 from handler.model.paste import BAND_PIXELS, MaskCrop, paste_one, postprocess_boxes
-from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, build_pointrend, pixellib_instance
+from handler.model.pixellib import (
+    BACKBONES,
+    COCO_CLASS_NAMES,
+    MODEL_NAME,
+    SPEED_SIZES,
+    build_pointrend,
+    model_name,
+    pixellib_instance,
+)
 from handler.model.segmenter import Detections, Segmenter, get_segmenter
 
 __all__ = [
+    "BACKBONES",
     "BAND_PIXELS",
     "COCO_CLASS_NAMES",
     "MODEL_NAME",
     "MODEL_URL",
     "SHA256_PIN_FILE",
     "SPEED_SIZES",
+    "Checkpoint",
     "ChecksumMismatch",
     "Detections",
     "DownloadError",
@@ -42,11 +53,13 @@ __all__ = [
     "fetch_model",
     "get_segmenter",
     "load_weights",
+    "model_name",
     "optimise",
     "paste_one",
     "pinned_sha256",
     "pixellib_instance",
     "postprocess_boxes",
+    "read_checkpoint",
     "read_weights",
     "save_weights",
     "sha256_of",

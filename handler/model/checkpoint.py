@@ -1,9 +1,11 @@
-"""Reading a weights file: a restricted unpickler, the sha256 computed while streaming, an exact-fit load."""
+"""Reading a weights file (PixelLib ``.pkl`` or torch ``.pth``): a restricted unpickler, the sha256 computed while
+streaming, what the weights say (class count, backbone), an exact-fit load."""
 
 from __future__ import annotations
 
 import hashlib
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -64,38 +66,106 @@ class _HashingReader:
         return self.digest.hexdigest()
 
 
-def read_weights(path: Path, expected_sha256: str | None) -> dict[str, np.ndarray]:
-    """Unpickle a PixelLib/detectron2 ``.pkl`` (``{"model": {name: ndarray}, "__author__": ...}``).
+@dataclass(frozen=True)
+class Checkpoint:
+    """A weights file's arrays, the sha256 of its bytes, and what they say about the model."""
 
-    A pickle can run code when loaded, so only numpy arrays are unpickled (``WeightsUnpickler``), and with
-    ``expected_sha256`` the file is refused unless it is byte-for-byte the pinned one. The file is streamed
-    once: the sha256 is computed over the bytes as the unpickler reads them (no second copy of the file).
+    weights: dict[str, np.ndarray]
+    sha256: str
+
+    @property
+    def num_classes(self) -> int:
+        """The classes the box classifier scores (its last row is detectron2's background)."""
+        scores = self.weights.get(CLASS_SCORE_KEY)
+        if scores is None or np.ndim(scores) != 2:
+            raise ModelFileError(f"not a PointRend checkpoint: no 2-D {CLASS_SCORE_KEY}")
+        return int(np.shape(scores)[0]) - 1
+
+    @property
+    def backbone(self) -> str:
+        """PixelLib's name for the ResNet the weights are for: X-101 has grouped 3x3 convs and 23 res4 blocks."""
+        return "resnet101" if X101_KEY in self.weights else "resnet50"
+
+
+CLASS_SCORE_KEY = "roi_heads.box_predictor.cls_score.weight"
+X101_KEY = "backbone.bottom_up.res4.22.conv1.weight"
+
+
+def read_checkpoint(path: Path, expected_sha256: str | None) -> Checkpoint:
+    """A PixelLib/detectron2 ``.pkl``, or a ``.pth`` state dict (detectron2's training output), checked.
+
+    With ``expected_sha256`` the file is refused unless it is byte-for-byte the pinned one; the sha256 is
+    computed either way (``/healthz`` and every result name the exact file).
     """
+    if path.suffix == ".pth":
+        return _read_pth(path, expected_sha256)
+    weights, digest = _read_pkl(path, expected_sha256)
+    return Checkpoint(weights, digest)
+
+
+def read_weights(path: Path, expected_sha256: str | None) -> dict[str, np.ndarray]:
+    """The arrays of a weights file (``read_checkpoint``'s), checked against ``expected_sha256`` when given."""
+    return read_checkpoint(path, expected_sha256).weights
+
+
+def _open(path: Path) -> BinaryIO:
     try:
-        stream = path.open("rb")
+        return path.open("rb")
     except FileNotFoundError:
         raise ModelFileError(
-            f"model file not found: {path} (run `python -m handler fetch-model`, or point SEG_MODEL_PATH "
-            "at a PixelLib pointrend_resnet50.pkl; for tests: `python -m handler make-test-model PATH`)"
+            f"model file not found: {path} (run `python -m handler fetch-model [--backbone resnet101]`, or point "
+            "SEG_MODEL_PATH at a PixelLib pointrend_resnet50.pkl / pointrend_resnet101.pkl or your own PointRend "
+            "checkpoint; for tests: `python -m handler make-test-model PATH`)"
         ) from None
-    with stream:
-        reader = _HashingReader(stream) if expected_sha256 else stream
+
+
+def _check_sha256(path: Path, actual: str, expected: str | None) -> None:
+    if expected and actual != expected.lower():
+        raise ModelFileError(f"model file {path} has sha256 {actual}, expected {expected}")
+
+
+def _read_pkl(path: Path, expected_sha256: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """Unpickle ``{"model": {name: ndarray}, "__author__": ...}``, PixelLib's (detectron2's) format.
+
+    A pickle can run code when loaded, so only numpy arrays are unpickled (``WeightsUnpickler``). The file is
+    streamed once: the sha256 is computed over the bytes as the unpickler reads them (no second copy).
+    """
+    with _open(path) as stream:
+        reader = _HashingReader(stream)
         try:
             checkpoint, error = WeightsUnpickler(reader, encoding="latin1").load(), None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
             checkpoint, error = None, exc
-        if expected_sha256:
-            actual = reader.hexdigest()
-            if actual != expected_sha256.lower():
-                raise ModelFileError(f"model file {path} has sha256 {actual}, expected {expected_sha256}")
+        digest = reader.hexdigest()
+    _check_sha256(path, digest, expected_sha256)
     if error is not None:
         raise ModelFileError(f"{path} is not a weights pickle: {error}") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise ModelFileError(f"{path} is not a PixelLib/detectron2 checkpoint (no 'model' dict)")
-    return checkpoint["model"]
+    return checkpoint["model"], digest
 
 
-def load_weights(model: torch.nn.Module, weights: dict[str, np.ndarray], source: Path) -> None:
+def _read_pth(path: Path, expected_sha256: str | None) -> Checkpoint:
+    """A torch state dict, bare or under ``"model"`` (detectron2's ``model_final.pth``), loaded with
+    ``weights_only=True``: tensors and plain containers only, no code."""
+    with _open(path) as stream:
+        digest = hashlib.sha256()
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    _check_sha256(path, digest.hexdigest(), expected_sha256)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for a bad or unsafe file
+        raise ModelFileError(f"{path} is not a torch state dict readable with weights_only=True: {exc}") from None
+    state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{path} is not a state dict of tensors (bare or under 'model')")
+    return Checkpoint({name: tensor.numpy() for name, tensor in state.items()}, digest.hexdigest())
+
+
+def load_weights(
+    model: torch.nn.Module, weights: dict[str, np.ndarray], source: Path, architecture: str = "PointRend R50-FPN"
+) -> None:
     """Put ``weights`` into ``model``; keys, shapes and dtypes must match its ``state_dict`` exactly.
 
     The arrays become the model's tensors without a copy (``assign=True``), so a model built with
@@ -106,7 +176,7 @@ def load_weights(model: torch.nn.Module, weights: dict[str, np.ndarray], source:
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
         raise ModelFileError(
-            f"{source} does not fit PointRend R50-FPN: {len(missing)} missing keys {missing[:3]}, "
+            f"{source} does not fit {architecture}: {len(missing)} missing keys {missing[:3]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:3]}"
         )
     tensors = {}

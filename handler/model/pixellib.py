@@ -1,4 +1,5 @@
-"""PixelLib's PointRend R50-FPN: its imports (with the one Pillow shim they need), config and build.
+"""PixelLib's PointRend (R50-FPN or X-101-32x8d-FPN): its imports (with the one Pillow shim they need), config
+and build, for COCO's 80 classes or a checkpoint's own number of classes.
 
 Quirks of PixelLib 0.7.1 handled here: Pillow >= 10 removed ``Image.LINEAR`` (aliased before the import);
 ``detection_speed`` "fast"/"rapid" set ``cfg.INPUT_MIN_SIZE_TEST`` (a typo), so ``SPEED_SIZES`` sets both sizes.
@@ -16,7 +17,7 @@ import torch
 from PIL import Image
 
 from handler.model.no_dynamo import import_torchvision
-from handler.settings import DetectionSpeed
+from handler.settings import Backbone, DetectionSpeed
 
 import_torchvision()  # before PixelLib's layers import torchvision.ops: without torch._dynamo (no_dynamo.py)
 if not hasattr(Image, "LINEAR"):
@@ -46,6 +47,7 @@ with warnings.catch_warnings():
 
 # PixelLib's pieces the other model modules use, imported only here (after the Pillow shim).
 __all__ = [
+    "BACKBONES",
     "COCO_CLASS_NAMES",
     "FPN",
     "MODEL_NAME",
@@ -65,24 +67,42 @@ __all__ = [
     "generate_regular_grid_point_coords",
     "get_uncertain_point_coords_on_grid",
     "mask_rcnn_inference",
+    "model_name",
     "pixellib_instance",
 ]
 
 
-MODEL_NAME = "pointrend_resnet50"
-RESNET50_CONFIG = Path(pixellib_instance.__file__).parent / "pkg" / "pointrend_rcnn_R_50_FPN_3x_coco.yaml"
+PKG = Path(pixellib_instance.__file__).parent / "pkg"
 COCO_CLASS_NAMES: tuple[str, ...] = tuple(pixellib_instance.instanceSegmentation().class_names)
+
+# PixelLib's ``network_backbone`` names -> the config file its ``load_model`` merges (resnet101 is PointRend's
+# X-101-32x8d-FPN config, as PixelLib names it).
+BACKBONES: dict[str, Path] = {
+    "resnet50": PKG / "pointrend_rcnn_R_50_FPN_3x_coco.yaml",
+    "resnet101": PKG / "pointrend_rcnn_X_101_32x8d_FPN_3x_coco.yaml",
+}
+MODEL_NAME = "pointrend_resnet50"  # the default model's name (file name without .pkl)
 
 # (shortest edge, longest edge cap) of the model input, per detection speed.
 SPEED_SIZES: dict[str, tuple[int, int]] = {"normal": (800, 1333), "fast": (400, 667), "rapid": (200, 333)}
 
 
-def build_config(detection_speed: DetectionSpeed = "normal"):
-    """PixelLib's own PointRend R50-FPN config (as ``instanceSegmentation.load_model`` builds it)."""
+def model_name(backbone: Backbone) -> str:
+    """PixelLib's release file name without ``.pkl``: ``pointrend_resnet50`` or ``pointrend_resnet101``."""
+    return f"pointrend_{backbone}"
+
+
+def build_config(detection_speed: DetectionSpeed = "normal", backbone: Backbone = "resnet50", num_classes: int = 80):
+    """PixelLib's own PointRend config, as ``instanceSegmentation.load_model(network_backbone=...)`` builds it.
+
+    ``num_classes`` other than COCO's 80 (a model trained on its own classes) sets both heads' class count,
+    as detectron2's PointRend training config does; stock PixelLib has no parameter for it.
+    """
     cfg = get_cfg()
     add_pointrend_config(cfg)
-    cfg.merge_from_file(str(RESNET50_CONFIG))
+    cfg.merge_from_file(str(BACKBONES[backbone]))
     cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = cfg.MODEL.POINT_HEAD.NUM_CLASSES = num_classes
     cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = SPEED_SIZES[detection_speed]
     return cfg
 
@@ -120,13 +140,16 @@ def _without_weight_init() -> Iterator[None]:
                 setattr(torch.nn.init, name, function)
 
 
-def build_pointrend(*, init_weights: bool = True) -> torch.nn.Module:
-    """PixelLib's PointRend R50-FPN in eval mode; ``init_weights=False`` when weights are loaded next."""
+def build_pointrend(
+    backbone: Backbone = "resnet50", num_classes: int = 80, *, init_weights: bool = True
+) -> torch.nn.Module:
+    """PixelLib's PointRend in eval mode; ``init_weights=False`` when weights are loaded next."""
+    cfg = build_config(backbone=backbone, num_classes=num_classes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if init_weights:
-            model = build_model(build_config())
+            model = build_model(cfg)
         else:
             with _without_weight_init():
-                model = build_model(build_config())
+                model = build_model(cfg)
     return model.eval()

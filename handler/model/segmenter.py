@@ -14,16 +14,17 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from handler.allocator import tune_allocator
-from handler.errors import InvalidRequest
-from handler.model.checkpoint import load_weights, read_weights
+from handler.errors import InvalidRequest, ModelFileError
+from handler.model.checkpoint import Checkpoint, load_weights, read_checkpoint
 from handler.model.optimise import optimise
 from handler.model.paste import MaskCrop, paste_one, postprocess_boxes
-from handler.model.pixellib import COCO_CLASS_NAMES, MODEL_NAME, SPEED_SIZES, T, build_pointrend
+from handler.model.pixellib import COCO_CLASS_NAMES, SPEED_SIZES, T, build_pointrend, model_name
 from handler.settings import DetectionSpeed, Settings, get_settings
 
 
@@ -35,7 +36,7 @@ class Detections:
     width: int
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2
     scores: np.ndarray  # (N,) float32 in 0..1
-    class_ids: np.ndarray  # (N,) int64, 0-based COCO index
+    class_ids: np.ndarray  # (N,) int64, 0-based index into the model's class names
     roi_masks: torch.Tensor  # (N, M, M) float, the mask head's output for each box
     forward_ms: float
 
@@ -54,8 +55,28 @@ class Detections:
             return paste_one(self.roi_masks[index], box, self.height, self.width)
 
 
+def class_names_for(checkpoint: Checkpoint, names: tuple[str, ...] | None, source: Path) -> tuple[str, ...]:
+    """The model's class names: ``SEG_CLASS_NAMES`` when set, else COCO's 80; their count must be the
+    checkpoint's (its box classifier's rows, less detectron2's background row)."""
+    count = checkpoint.num_classes
+    if names is None:
+        if count == len(COCO_CLASS_NAMES):
+            return COCO_CLASS_NAMES
+        raise ModelFileError(
+            f"{source} has {count} classes, not COCO's 80: name them in order with SEG_CLASS_NAMES "
+            "(a comma-separated list or a file with one name per line)"
+        )
+    if len(names) != count:
+        raise ModelFileError(f"{source} has {count} classes but SEG_CLASS_NAMES names {len(names)}: {list(names)[:5]}")
+    if len(set(names)) != len(names):
+        twice = sorted(name for name in set(names) if names.count(name) > 1)
+        raise ModelFileError(f"SEG_CLASS_NAMES names a class twice: {twice}")
+    return names
+
+
 class Segmenter:
-    """PointRend R50-FPN (PixelLib), loaded once; ``detect`` is safe to call from many threads."""
+    """PixelLib's PointRend (R50 or X-101 FPN, COCO's or its own classes), loaded once; ``detect`` is safe to
+    call from many threads."""
 
     def __init__(self, settings: Settings, *, channels_last: bool | None = None) -> None:
         self.settings = settings
@@ -63,15 +84,23 @@ class Segmenter:
             torch.set_num_threads(settings.torch_threads)
         tune_allocator()
         started = time.perf_counter()
-        self.model = build_pointrend(init_weights=False)
-        load_weights(self.model, read_weights(settings.model_path, settings.model_sha256), settings.model_path)
+        checkpoint = read_checkpoint(settings.model_path, settings.model_sha256)
+        self.backbone = settings.model_backbone
+        if checkpoint.backbone != self.backbone:
+            raise ModelFileError(
+                f"{settings.model_path} holds {checkpoint.backbone} weights but SEG_MODEL_BACKBONE is "
+                f"{self.backbone}: set SEG_MODEL_BACKBONE={checkpoint.backbone}"
+            )
+        self.class_names = class_names_for(checkpoint, settings.class_name_list, settings.model_path)
+        self.model = build_pointrend(self.backbone, len(self.class_names), init_weights=False)
+        architecture = f"PointRend {self.backbone} with {len(self.class_names)} classes"
+        load_weights(self.model, checkpoint.weights, settings.model_path, architecture)
         if channels_last is None:
             channels_last = settings.channels_last
         optimise(self.model, channels_last=channels_last)
         self.channels_last = channels_last
         self.load_ms = (time.perf_counter() - started) * 1000
-        self.model_sha256 = settings.model_sha256
-        self.class_names = COCO_CLASS_NAMES
+        self.model_sha256 = checkpoint.sha256  # of the file read, pinned or not
         self._box_predictor = self.model.roi_heads.box_predictor
         self._lock = threading.Lock()
 
@@ -109,8 +138,18 @@ class Segmenter:
         )
 
     @property
-    def model_info(self) -> dict[str, str | None]:
-        return {"name": MODEL_NAME, "sha256": self.model_sha256}
+    def model_name(self) -> str:
+        return model_name(self.backbone)
+
+    @property
+    def model_info(self) -> dict[str, object]:
+        """What every result says of the model: its name, backbone, the weights file's sha256, its classes."""
+        return {
+            "name": self.model_name,
+            "sha256": self.model_sha256,
+            "backbone": self.backbone,
+            "classes": list(self.class_names),
+        }
 
     def validate_classes(self, classes: Iterable[str] | None) -> frozenset[str] | None:
         if classes is None:
@@ -118,7 +157,8 @@ class Segmenter:
         wanted = frozenset(name.strip() for name in classes if name.strip())
         unknown = sorted(wanted - set(self.class_names))
         if unknown:
-            raise InvalidRequest(f"unknown class names {unknown}; the model knows the 80 COCO classes")
+            known = "the 80 COCO classes" if self.class_names == COCO_CLASS_NAMES else f"{list(self.class_names)}"
+            raise InvalidRequest(f"unknown class names {unknown}; the model knows {known}")
         return wanted or None
 
 

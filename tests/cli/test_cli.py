@@ -14,7 +14,7 @@ from conftest import IMAGES, REPO
 from PIL import Image
 
 from handler.cli import main
-from handler.model.files import DownloadError, download_model, pinned_sha256
+from handler.model.files import DownloadError, download_model, model_url, pinned_sha256
 
 
 def test_segment_a_folder_with_one_bad_file(tmp_path, segmenter, capsys):
@@ -172,6 +172,44 @@ def test_fetch_model_with_a_matching_pin_keeps_it(tmp_path, file_server, capsys)
     assert main(["fetch-model", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]) == 0
     assert pin.read_text() == before and dest.read_bytes() == payload
     assert "matches the pin" in capsys.readouterr().out
+
+
+def test_fetch_model_resnet101_has_its_own_pin_line(tmp_path, file_server, capsys):
+    """PixelLib release 0.2.0's X-101 file, pinned on first use beside the R50 pin, then checked against it."""
+    assert model_url("resnet101") == (
+        "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet101.pkl"
+    )
+    url, payload = file_server
+    digest = hashlib.sha256(payload).hexdigest()
+    pin = tmp_path / "model.sha256"
+    r50_line = f"{'a' * 64}  pointrend_resnet50.pkl\n"
+    pin.write_text(r50_line)
+    dest = tmp_path / "models" / "x101.pkl"
+    fetch = ["fetch-model", "--backbone", "resnet101", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]
+    assert main(fetch) == 0
+    assert pin.read_text() == f"{r50_line}{digest}  pointrend_resnet101.pkl\n"
+    assert pinned_sha256(pin, "pointrend_resnet101.pkl") == digest and pinned_sha256(pin) == "a" * 64
+    assert "TRUSTED ON FIRST USE" in capsys.readouterr().out
+    assert main(fetch) == 0 and "matches the pin" in capsys.readouterr().out
+    (tmp_path / "model.pkl").write_bytes(b"another file")  # the server now serves something else
+    assert main(fetch) == 1 and "does not match the sha256 pinned" in capsys.readouterr().err
+    # R50 is checked against its own line, not the X-101 one:
+    assert main(["fetch-model", "--dest", str(tmp_path / "r50.pkl"), "--url", url, "--pin-file", str(pin)]) == 1
+    assert "expected " + "a" * 64 in capsys.readouterr().err
+
+
+def test_make_test_model_backbone_and_classes(tmp_path, capsys):
+    path = tmp_path / "three.pkl"
+    assert main(["make-test-model", str(path), "--classes", "cat,dog,bird", "--seed", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["classes"] == ["cat", "dog", "bird"] and summary["backbone"] == "resnet50"
+    from handler.model import read_checkpoint
+
+    checkpoint = read_checkpoint(path, None)
+    assert (checkpoint.num_classes, checkpoint.backbone) == (3, "resnet50")
+    with pytest.raises(SystemExit):
+        main(["make-test-model", str(path), "--classes", "cat,cat"])
+    assert "distinct class names" in capsys.readouterr().err
 
 
 def test_fetch_model_with_a_different_pin_fails_and_installs_nothing(tmp_path, file_server, capsys):

@@ -128,13 +128,16 @@ def test_dockerfile_bakes_the_checked_model_and_points_caches_at_tmp():
     text = DOCKERFILE.read_text()
     assert 'ARG MODEL_SHA256=""' in text
     assert (
-        "ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet50.pkl"
+        "ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_${MODEL_BACKBONE}.pkl"
         in text
     )
     assert "bake_model.py" in text and '--sha256 "${MODEL_SHA256}"' in text
     final = final_stage(text)
     env = dict(re.findall(r"\b([A-Z_]+)=(\S+)", "".join(re.findall(r"(?ms)^ENV .*?[^\\]$", final))))
-    assert env["SEG_MODEL_PATH"] == "/opt/model/pointrend_resnet50.pkl"
+    assert re.search(r"(?m)^ARG MODEL_BACKBONE=resnet50$", text.split("FROM", 1)[0]), "one build arg, resnet50 default"
+    assert '--dest "/opt/model/pointrend_${MODEL_BACKBONE}.pkl"' in text
+    assert env["SEG_MODEL_PATH"] == "/opt/model/pointrend_${MODEL_BACKBONE}.pkl"
+    assert env["SEG_MODEL_BACKBONE"] == "${MODEL_BACKBONE}" and re.search(r"(?m)^ARG MODEL_BACKBONE$", final)
     for name in ("HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
         assert env[name].startswith("/tmp"), name
     # one malloc arena (handler/allocator.py), and the emulator runs with the same
@@ -445,10 +448,14 @@ def test_bake_fails_on_mismatch_and_installs_nothing(tmp_path):
 def test_bake_reads_the_pin_file_and_downloads_when_no_source(tmp_path):
     remote, digest = weights(tmp_path)
     pin = tmp_path / "model.sha256"
-    pin.write_text(f"{digest}  pointrend_resnet50.pkl\n")
-    dest = tmp_path / "out" / "model.pkl"
+    pin.write_text(f"{'1' * 64}  pointrend_resnet101.pkl\n{digest}  pointrend_resnet50.pkl\n")
+    dest = tmp_path / "out" / "pointrend_resnet50.pkl"
     bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest)
     assert dest.read_bytes() == b"weights"
+    with pytest.raises(SystemExit, match="sha256 mismatch"):  # each release file has its own pin
+        bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest.with_name("pointrend_resnet101.pkl"))
+    with pytest.raises(SystemExit, match=r"no sha256 pin for model\.pkl"):
+        bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest.with_name("model.pkl"))
 
 
 def test_bake_without_any_pin_fails(tmp_path):

@@ -227,11 +227,21 @@ async function segment(event) {
   }
 }
 
+// The model's own classes (COCO's 80 by default, or a custom model's), as /healthz names them.
+function showModel(model) {
+  const lead = document.getElementById("lead");
+  const coco = model.classes === 80 && model.class_names[0] === "person";
+  const which = coco ? "the 80 COCO classes" : `its ${model.classes} classes (${model.class_names.join(", ")})`;
+  lead.textContent = `PointRend (${model.backbone}) finds objects of ${which} and outlines each one.`;
+  lead.title = model.class_names.join(", ");
+}
+
 async function loadDefaults() {
   try {
     const response = await fetch("healthz");
     if (response.ok) {
-      const { defaults } = await response.json();
+      const { defaults, model } = await response.json();
+      showModel(model);
       slider.value = String(defaults.confidence);
       server.maxImageBytes = defaults.max_image_bytes;
       server.jobs = Boolean(defaults.jobs);
