@@ -1,4 +1,7 @@
-"""Speed-ups that keep stock PixelLib's outputs bit for bit (and ``channels_last``, which does not)."""
+"""Speed-ups that keep stock PixelLib's outputs (and ``channels_last``, an option that changes them more).
+
+What is identical and what is within tolerance, and the test that shows it: docs/models.md (equivalence).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,11 @@ from handler.model.pixellib import (
 
 
 def fold_frozen_batchnorms(model: torch.nn.Module) -> int:
-    """Fold each frozen BN into the convolution before it (same maths, one op fewer per layer)."""
+    """Fold each frozen BN into the convolution before it (same maths, one op fewer per layer).
+
+    The scale and shift are rounded once into the weights instead of once more per activation: exact for
+    identity statistics, within float32 rounding of stock for trained ones (docs/models.md has the figures).
+    """
     folded = 0
     for module in model.modules():
         if isinstance(module, Conv2d) and isinstance(module.norm, FrozenBatchNorm2d):
@@ -39,7 +46,8 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     PixelLib upsamples, scores and scatters the mask logits of all 80 classes at every subdivision step
     (up to 224x224 per box) and keeps one of them at the end. Bilinear upsampling, the uncertainty map and
     the scatter treat channels independently, so taking the predicted class's channel of each point
-    prediction first gives the same masks at 1/80 of that work.
+    prediction first gives the same masks at 1/80 of that work (the logits can differ in their last bits: one
+    channel is upsampled in another vector order than 80).
     """
 
     def subdivision_inference(features, mask_representations, instances):  # PixelLib's signature
@@ -77,10 +85,12 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
 
 
 def optimise(model: torch.nn.Module, *, channels_last: bool = False) -> torch.nn.Module:
-    """The speed-ups that keep stock PixelLib's outputs bit for bit; ``channels_last`` adds the one that does not.
+    """The speed-ups that keep stock PixelLib's outputs; ``channels_last`` adds one that moves them further.
 
-    Default: frozen BNs folded into the convolutions (the test model's BNs fold exactly; trained ones to the
-    last bit) and PointRend's refinement on the predicted class only. With ``channels_last``: fused oneDNN
+    Default: frozen BNs folded into the convolutions (identity statistics fold exactly; trained ones within
+    float32 rounding) and PointRend's refinement on the predicted class only: on stable models the same
+    classes, boxes and masks as stock, elsewhere each stage within the tolerances that
+    tests/model/test_equivalence.py states. With ``channels_last``: fused oneDNN
     conv ops on NHWC activations as well (``fuse_convolutions`` + ``use_channels_last``). Fusing alone on
     NCHW activations is not faster than PyTorch's own NCHW path, so it is not used there.
     """
