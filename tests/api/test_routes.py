@@ -74,7 +74,10 @@ def test_segment_multipart_returns_the_schema_with_decodable_rle_masks(astronaut
     assert body.masks is not None and len(body.masks) == count
     decoded = coco_mask.decode([mask.model_dump() for mask in body.masks])
     assert decoded.shape == tuple(body.mask_shape)
-    assert decoded.any(axis=(0, 1)).all()  # every object has at least one pixel
+    # Every confident object has pixels; a faint one (the random model's 1e-9 scores at confidence 0) may be
+    # too small to cover a pixel centre, as in stock PixelLib.
+    confident = np.array(body.scores) >= 50
+    assert confident.any() and decoded.any(axis=(0, 1))[confident].all()
     assert body.model.name == "pointrend_resnet50"
     assert {"model", "decode", "total"} <= set(body.timings_ms)
 

@@ -110,7 +110,7 @@ def our_side(segmenter: Segmenter, rgb: np.ndarray, confidence: float) -> Side:
     height, width = rgb.shape[:2]
     with recording(segmenter.model, ours_optimise) as stages:
         found = segmenter.detect(rgb, confidence=confidence, detection_speed="rapid")
-    masks = [full_mask(crop, height, width) for crop in found.masks]
+    masks = [full_mask(crop, height, width) for crop in found.masks()]
     return Side(found.boxes.astype(np.int64), found.class_ids, masks, stages)
 
 
