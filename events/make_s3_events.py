@@ -3,7 +3,10 @@
 The events name tests/images/astronaut.jpg uploaded to s3://pointrend-uploads-example/uploads/ (the
 docs/s3-uploads.md, "Try the S3 path locally" runs them against moto server). S3 notifications URL-encode the key
 (spaces as "+", everything else outside [A-Za-z0-9_.-~/] as %XX); EventBridge events carry it as it is. S3 Batch
-Operations tasks (schema 1.0 and 2.0, docs/bulk.md) URL-encode it as notifications do.
+Operations tasks (schema 1.0 and 2.0, docs/bulk.md) URL-encode it as notifications do. ``sqs-failure-*.json``
+are the worker's failure queue delivering Lambda's record of a failed asynchronous invocation of the job upload
+(AWS's documented invocation record, one per case: out of memory, timeout, an error on every retry, too long in
+the queue), which the worker turns into the upload's ``.error.json`` (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ ENCODED_KEY = "uploads/Summer 2024/café über+alles 100%.jpg"
 # A POST /jobs upload: <input prefix>jobs/<job id>/<safe file name> (an example id, not a real job's).
 JOB_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"
 QUEUE = "pointrend-uploads"
+FAILURE_QUEUE = "pointrend-FailureQueue-1A2B3C4D5E6F"
+WORKER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:pointrend-WorkerFunction-9Z8Y7X6W5V4U"
+REQUEST_ID = "e4b46cbf-b738-4f0a-8880-a18cdf61200e"
 TIME = "2026-11-27T10:15:30.123Z"
 
 
@@ -80,7 +86,7 @@ def s3_test_event(bucket: str = BUCKET) -> dict[str, Any]:
     }
 
 
-def sqs_message(message_id: str, body: dict[str, Any] | str) -> dict[str, Any]:
+def sqs_message(message_id: str, body: dict[str, Any] | str, queue: str = QUEUE) -> dict[str, Any]:
     """One SQS record as Lambda's event source mapping delivers it; a dict ``body`` is sent as JSON."""
     text = body if isinstance(body, str) else json.dumps(body)
     return {
@@ -96,13 +102,67 @@ def sqs_message(message_id: str, body: dict[str, Any] | str) -> dict[str, Any]:
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(text.encode()).hexdigest(),  # noqa: S324 (what SQS reports)
         "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
         "awsRegion": REGION,
     }
 
 
 def sqs_event(*messages: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(messages)}
+
+
+def invocation_record(
+    condition: str, request: dict[str, Any], attempts: int, response: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Lambda's record of a failed asynchronous invocation, as its on-failure destination gets it
+    (``condition`` RetriesExhausted or EventAgeExceeded). Without ``response`` the function never ran (the event
+    aged out while throttled): the record then has no response parts."""
+    record: dict[str, Any] = {
+        "version": "1.0",
+        "timestamp": TIME,
+        "requestContext": {
+            "requestId": REQUEST_ID,
+            "functionArn": f"{WORKER_ARN}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": request,
+    }
+    if response is not None:
+        record["responseContext"] = {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+        record["responsePayload"] = response
+    return record
+
+
+def failure_message(record: dict[str, Any]) -> dict[str, Any]:
+    """The failure queue's message of one invocation record, as the worker's event source mapping delivers it."""
+    return sqs_event(sqs_message("8c0e3a58-5f1d-4c1e-9a57-3f5d2b7c9e10", record, FAILURE_QUEUE))
+
+
+def failure_events(upload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One failure-queue message per way an upload's invocation can fail for good."""
+    killed = f"RequestId: {REQUEST_ID} Error: Runtime exited with error: signal: killed"
+    failed = (
+        f"1 of 1 objects failed, to be retried: s3://{BUCKET}/{JOB_KEY}: ClientError: An error occurred "
+        "(SlowDown) when calling the GetObject operation (reached max retries: 2): Please reduce your request rate."
+    )
+    cases = {
+        "out-of-memory": ("RetriesExhausted", 3, {"errorType": "Runtime.ExitError", "errorMessage": killed}),
+        "timeout": (
+            "RetriesExhausted",
+            3,
+            {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {REQUEST_ID} Error: Task timed out after 300.00 seconds",
+            },
+        ),
+        "retries-exhausted": ("RetriesExhausted", 3, {"errorType": "ObjectsFailed", "errorMessage": failed}),
+        "event-age": ("EventAgeExceeded", 0, None),
+    }
+    return {
+        f"sqs-failure-{name}.json": failure_message(invocation_record(condition, upload, attempts, response))
+        for name, (condition, attempts, response) in cases.items()
+    }
 
 
 def eventbridge_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
@@ -161,6 +221,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "s3-test-event.json": s3_test_event(),
         "s3-batch-v1.json": batch_event("1.0", BUCKET, KEY),
         "s3-batch-v2.json": batch_event("2.0", BUCKET, ENCODED_KEY, {"confidence": "0.3", "masks": "polygons"}),
+        **failure_events(s3_event(s3_record(BUCKET, JOB_KEY, size, etag, "ObjectCreated:Post"))),
     }
 
 

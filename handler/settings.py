@@ -78,7 +78,15 @@ class Settings(BaseSettings):
     allowed_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jobs_bucket: str | None = Field(None, description="where POST /jobs uploads go; unset: /jobs answers 503")
     upload_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600, description="life of a job's presigned POST")
-    result_url_expiry_s: int = Field(600, ge=60, le=7 * 24 * 3600, description="life of a job's overlay_url")
+    result_url_expiry_s: int = Field(
+        600, ge=60, le=7 * 24 * 3600, description="life of a job's result_url and overlay_url"
+    )
+    # The worker's asynchronous-invocation settings, as template.yaml gives them (WorkerTimeout,
+    # MaximumRetryAttempts, MaximumEventAgeInSeconds): GET /jobs/{id} derives from them when a job with no
+    # outcome is stalled (handler/jobstore.py, retry_window_s).
+    worker_timeout_s: int = Field(300, ge=1, le=900)
+    worker_max_retries: int = Field(2, ge=0, le=2)
+    worker_max_event_age_s: int = Field(3600, ge=60, le=6 * 3600)
 
     @field_validator("allowed_buckets", mode="before")
     @classmethod

@@ -122,6 +122,9 @@ class StoredObject:
     etag: str  # without the quotes S3 puts around it
     version_id: str | None
     metadata: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix, names lowercase
+    last_modified: float | None = None  # seconds since the epoch
+    # HEAD named this version (a Batch Operations task's): reads fetch exactly it.
+    pinned_version: bool = False
 
 
 @contextmanager
@@ -146,9 +149,12 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (NoConnection, HTTPClientError))
 
 
-def head(bucket: str, key: str) -> StoredObject:
+def head(bucket: str, key: str, version_id: str | None = None) -> StoredObject:
+    """The object's current version, or ``version_id`` (then reads fetch that version, not the latest)."""
+    version = {"VersionId": version_id} if version_id else {}
     with _permanent_errors(bucket, key):
-        response = s3_client().head_object(Bucket=bucket, Key=key)
+        response = s3_client().head_object(Bucket=bucket, Key=key, **version)
+    modified = response.get("LastModified")
     return StoredObject(
         bucket=bucket,
         key=key,
@@ -156,6 +162,8 @@ def head(bucket: str, key: str) -> StoredObject:
         etag=response["ETag"].strip('"'),
         version_id=response.get("VersionId"),
         metadata={name.lower(): value for name, value in response.get("Metadata", {}).items()},
+        last_modified=modified.timestamp() if modified else None,
+        pinned_version=bool(version_id),
     )
 
 
@@ -179,21 +187,23 @@ def head_if_present(bucket: str, key: str) -> StoredObject | None:
 
 
 def read(stored: StoredObject, max_bytes: int) -> bytes:
-    """The bytes of exactly the version HEAD saw (``If-Match``), refused before download when too large."""
+    """The bytes of exactly the version HEAD saw (``If-Match``, or its ``VersionId`` when HEAD named one),
+    refused before download when too large."""
     if stored.size > max_bytes:
         raise ImageTooLarge(f"the object is {stored.size} bytes; the limit is {max_bytes} bytes")
+    which = {"VersionId": stored.version_id} if stored.pinned_version and stored.version_id else {}
     with _permanent_errors(stored.bucket, stored.key):
-        response = s3_client().get_object(Bucket=stored.bucket, Key=stored.key, IfMatch=f'"{stored.etag}"')
+        response = s3_client().get_object(Bucket=stored.bucket, Key=stored.key, IfMatch=f'"{stored.etag}"', **which)
         return response["Body"].read()
 
 
-def output_key(key: str, input_prefix: str, output_prefix: str, suffix: str) -> str:
-    """Where the S3 side writes what it made of ``key``: ``uploads/a/cat.jpg`` -> ``results/a/cat.jpg<suffix>``."""
-    return f"{output_prefix}{key.removeprefix(input_prefix)}{suffix}"
+def put(bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {})
 
 
-def put(bucket: str, key: str, body: bytes, content_type: str) -> None:
-    s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+def delete(bucket: str, key: str) -> None:
+    """Removes ``key`` (nothing happens when it holds nothing)."""
+    s3_client().delete_object(Bucket=bucket, Key=key)
 
 
 def put_new(bucket: str, key: str, body: bytes, content_type: str) -> bool:

@@ -145,3 +145,14 @@ def client(segmenter) -> Iterator[Any]:
 
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def jobs_bucket(bucket: str, settings: Any, client: Any) -> Iterator[str]:
+    """A moto bucket that the app's settings name as SEG_JOBS_BUCKET, for this test."""
+    from handler.api import app
+    from handler.settings import get_settings
+
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"jobs_bucket": bucket})
+    yield bucket
+    app.dependency_overrides.clear()

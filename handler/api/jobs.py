@@ -1,14 +1,13 @@
 """Large images: ``POST /jobs`` hands out an S3 presigned POST, ``GET /jobs/{job_id}`` says how the job is doing.
 
 The client uploads straight to S3 (no 6 MB Lambda payload limit, no 29 s API limit); the S3 trigger
-segments the upload like any other, with the job's options signed into its metadata. Keys, in the jobs
-bucket (``SEG_JOBS_BUCKET``; results in ``SEG_OUTPUT_BUCKET`` when set):
+segments the upload like any other, with the job's options signed into its metadata. The keys, the job
+record, the etag rule and the write order are ``handler.jobstore``'s (shared with the worker).
 
-- ``<SEG_INPUT_PREFIX>jobs/<job_id>/<safe name>``: the upload (the policy pins this exact key);
-- ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/<safe name>.json`` / ``.png`` / ``.error.json``, and with the
-  ``cutouts`` option ``.objects/NN-<class>.png``: what the S3 side wrote;
-- ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/job.record``: the job as created (never ends in .json/.png, so no
-  upload's outputs can take its name). Without it the id is unknown: 404.
+A done job answers ``result_url`` (a presigned GET of the result JSON) and inlines ``result`` only when the
+stored result is at most ``SEG_INLINE_RESULT_BYTES`` (1 MiB, also its most: ``settings.MAX_INLINE_RESULT_BYTES``
+says why); a job whose upload is older than the worker's whole retry
+window with no outcome answers ``failed`` (``stalled``).
 
 The job id is the only capability: 128 random bits, never listed, logged as its first 8 digits.
 """
@@ -25,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
-from handler import jobclaim, storage
+from handler import jobclaim, jobstore, storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
 from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
@@ -33,11 +32,9 @@ from handler.errors import JobNotFound
 from handler.logs import logger
 from handler.settings import Settings, get_settings
 
-JOB_ID = re.compile(r"[0-9a-f]{32}")
 CUTOUT_NAME = re.compile(r"[0-9]{2,}-[A-Za-z0-9_-]+\.png")
-RECORD_NAME = "job.record"
 MAX_NAME_CHARS = 100
-# Results of images up to SEG_MAX_IMAGE_BYTES stay far below this; it only bounds a hostile object.
+# A result too large to inline is still read when its cut-outs' links are asked for; this bounds a hostile one.
 MAX_RESULT_BYTES = 256 * 1024 * 1024
 # Python's table lacks the formats phones save in.
 EXTRA_IMAGE_TYPES = {".heic": "image/heic", ".heif": "image/heif", ".avif": "image/avif"}
@@ -58,14 +55,6 @@ def content_type(request: JobRequest, name: str) -> str:
     suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
     guessed = EXTRA_IMAGE_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or ""
     return guessed if guessed.startswith("image/") else "image/jpeg"
-
-
-def job_prefix(prefix: str, job_id: str) -> str:
-    return f"{prefix}jobs/{job_id}/"
-
-
-def results_bucket(settings: Settings) -> str:
-    return settings.output_bucket or str(settings.jobs_bucket)
 
 
 def jobs_unavailable() -> JSONResponse:
@@ -94,7 +83,7 @@ def create_job(
     options = options.model_copy(update={"overlay": bool(options.overlay)})  # signed either way
     job_id = secrets.token_hex(16)
     name = safe_name(request.filename)
-    key = job_prefix(settings.input_prefix, job_id) + name
+    key = jobstore.upload_key(settings, job_id, name)
     pinned = {f"x-amz-meta-{option}": value for option, value in options.metadata().items()}
     # Content-Type is a default the client may change, but only to another image/ type.
     conditions = [["starts-with", "$Content-Type", "image/"], ["content-length-range", 1, settings.max_image_bytes]]
@@ -107,8 +96,7 @@ def create_job(
         "created_at": now,
         "expires_at": now + settings.upload_expiry_s,
     }
-    record_key = job_prefix(settings.output_prefix, job_id) + RECORD_NAME
-    storage.put(results_bucket(settings), record_key, json.dumps(record).encode(), "application/json")
+    jobstore.write_record(settings, job_id, record)
     logger.info("job created", extra={"job": job_id[:8], "options": options.metadata()})
     return {
         "job_id": job_id,
@@ -130,15 +118,14 @@ def create_job(
     },
 )
 def job_status(job_id: str, settings: Settings = Depends(get_settings)) -> Any:
-    """`waiting_for_upload`, `processing`, `done` (with `result` and, if asked for, `overlay_url` and
-    `cutouts`) or `failed` (with `error`)."""
+    """`waiting_for_upload`, `processing`, `done` (with `result_url`, `result` when small and, if asked for,
+    `overlay_url` and `cutouts`) or `failed` (with `error`)."""
     if not settings.jobs_bucket:
         return jobs_unavailable()
     unknown = JobNotFound("no such job: the id is mistyped, or the job has expired")
-    if not JOB_ID.fullmatch(job_id):
+    if not jobstore.JOB_ID.fullmatch(job_id):
         raise unknown
-    outputs = job_prefix(settings.output_prefix, job_id)
-    record = storage.read_json(results_bucket(settings), outputs + RECORD_NAME, MAX_RESULT_BYTES)
+    record = jobstore.read_record(settings, job_id)
     if record is None:
         raise unknown
     upload = storage.head_if_present(settings.jobs_bucket, record["key"])
@@ -163,20 +150,36 @@ def _cutout_links(bucket: str, prefix: str, written: dict[str, Any], settings: S
 def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, settings: Settings) -> dict[str, Any]:
     """Done, failed or still processing: only outputs made from the upload that claimed the job count (the
     first one the worker read: a later upload to the same form is ignored, ``handler/jobclaim.py``)."""
-    bucket = results_bucket(settings)
-    etag = jobclaim.claimed(bucket, settings, job_id) or upload.etag
-    output = storage.output_key(record["key"], settings.input_prefix, settings.output_prefix, "")
-    for suffix in (".json", ".error.json"):
-        written = storage.read_json(bucket, output + suffix, MAX_RESULT_BYTES)
-        if written is None or written.get("source", {}).get("etag") != etag:
-            continue
-        if suffix == ".error.json":
-            return {"job_id": job_id, "status": "failed", "error": written["error"]}
-        answer = {"job_id": job_id, "status": "done", "result": written}
-        overlay = output + ".png"
-        if record["options"].get("overlay") == "true" and storage.head_if_present(bucket, overlay):
-            answer["overlay_url"] = storage.presigned_get(bucket, overlay, settings.result_url_expiry_s)
-        if record["options"].get("cutouts"):
-            answer["cutouts"] = _cutout_links(bucket, output + OBJECTS_SUFFIX, written, settings)
-        return answer
-    return {"job_id": job_id, "status": "processing"}
+    outputs = jobstore.Outputs.of(settings.jobs_bucket or "", record["key"], settings)
+    etag = jobclaim.claimed(outputs.bucket, settings, job_id) or upload.etag
+    found = jobstore.outcome(outputs, etag)
+    if found is None:
+        if jobstore.stalled(upload, settings, time.time()):
+            window = jobstore.retry_window_s(settings) // 60
+            message = (
+                f"the upload has had no result for over {window} minutes, longer than the worker's every retry "
+                "takes: its failure was lost; upload the image again with a new job"
+            )
+            return {"job_id": job_id, "status": "failed", "error": {"code": "stalled", "message": message}}
+        return {"job_id": job_id, "status": "processing"}
+    if found.status == "failed":
+        return {"job_id": job_id, "status": "failed", "error": found.error}
+    expiry = settings.result_url_expiry_s
+    answer: dict[str, Any] = {
+        "job_id": job_id,
+        "status": "done",
+        "result_url": storage.presigned_get(outputs.bucket, outputs.key(jobstore.RESULT), expiry),
+        "result_bytes": found.stored.size,
+    }
+    inline = found.stored.size <= settings.inline_result_bytes
+    written = None
+    if inline or record["options"].get("cutouts"):
+        written = json.loads(storage.read(found.stored, MAX_RESULT_BYTES))
+    if inline:
+        answer["result"] = written
+    if written is not None and record["options"].get("cutouts"):
+        answer["cutouts"] = _cutout_links(outputs.bucket, outputs.key(OBJECTS_SUFFIX), written, settings)
+    overlay = jobstore.overlay_of(outputs, etag) if record["options"].get("overlay") == "true" else None
+    if overlay:
+        answer["overlay_url"] = storage.presigned_get(outputs.bucket, overlay, expiry)
+    return answer

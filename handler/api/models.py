@@ -178,7 +178,13 @@ class CutoutLink(Strict):
 class JobStatus(Strict):
     job_id: str
     status: Literal["waiting_for_upload", "processing", "done", "failed"]
-    result: dict[str, Any] | None = Field(None, description="when done: what /segment returns, plus `source`")
+    result: dict[str, Any] | None = Field(
+        None,
+        description="when done and the stored result is at most 1 MiB: what /segment returns, plus `source` "
+        "(a larger one: follow `result_url`)",
+    )
+    result_url: str | None = Field(None, description="when done: a short-lived GET URL of the result JSON")
+    result_bytes: int | None = Field(None, description="when done: the size of the result JSON")
     overlay_url: str | None = Field(None, description="when done and an overlay was asked for: a short-lived GET URL")
     cutouts: list[CutoutLink] | None = Field(
         None, description="when done and cut-outs were asked for: one per object, in result order"

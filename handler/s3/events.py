@@ -4,13 +4,15 @@ One small class per event shape, each with ``infer(event)`` ("is this mine?"), a
 - ``S3Notification``: S3 -> Lambda, ``{"Records": [{"eventSource": "aws:s3", ...}]}``; keys URL-encoded.
 - ``S3EventBridge``: EventBridge events from S3 (``"source": "aws.s3"``); keys NOT URL-encoded.
 - ``S3TestEvent``: the ``s3:TestEvent`` S3 sends when a notification is configured; acknowledged.
-- ``SQSMessages``: S3 -> SQS -> Lambda, each message body one of the above; answered with a partial batch
-  response, so only the failed messages come back.
+- ``SQSMessages``: S3 -> SQS -> Lambda, each message body one of the above, or the record of a failed
+  invocation that the worker's failure queue delivers (``failures``: it becomes the upload's error record);
+  answered with a partial batch response, so only the failed messages come back.
 - S3 Batch Operations tasks: one existing object per invocation, answered per task (``batch_operations``).
 
 A permanently bad object gets an error record and counts as done (``s3_objects``). A transient failure
 fails the invocation once every other object is done: Lambda retries the event and then sends it to the
-on-failure destination; under SQS only the failed message is reported in ``batchItemFailures``.
+on-failure destination (the failure queue), whose record comes back here; under SQS only the failed
+message is reported in ``batchItemFailures``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from handler import metrics
 from handler.deadline import LambdaContext
 from handler.engine import get_segmenter
 from handler.logs import logger, redact_job_ids
-from handler.s3 import batch_operations
+from handler.s3 import batch_operations, failures
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import ObjectRef, Processed
 from handler.settings import get_settings
@@ -166,7 +168,12 @@ def objects_in(message: Any) -> list[ObjectRef]:
 def _message(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     logger.append_keys(message_id=record.message_id)
     try:
-        process_objects(objects_in(record.json_body), lambda_context)
+        body = record.json_body
+        if failures.infer(body):
+            failed = failures.describe(body, get_settings())
+            failures.record(objects_in(body.get("requestPayload")), failed, get_settings())
+            return
+        process_objects(objects_in(body), lambda_context)
     except Exception:
         logger.exception("sqs message failed: reported in batchItemFailures", extra={"outcome": "failed"})
         raise

@@ -2,23 +2,24 @@
 
 For ``uploads/a/cat.jpg`` (input prefix ``uploads/``, output prefix ``results/``) the outputs are
 ``results/a/cat.jpg.png`` (the overlay) and then ``results/a/cat.jpg.json`` (the result schema plus a
-``source`` block), so a ``.json`` present means both are; or, for a permanently bad object,
-``results/a/cat.jpg.error.json``. Transient failures are raised, never recorded. ``options`` (a Batch
-Operations job's) choose the mask encoding, threshold and classes as ``/segment``'s query does;
-``overlay=false`` leaves out the PNG; ``cutouts=mask|box`` adds each object cut out as
-``results/a/cat.jpg.objects/NN-<class>.png``, written while its mask is in hand (before the overlay and the
-JSON, which lists them under ``cutouts``). Without them, the object's own ``x-amz-meta-*`` metadata may choose
-them (a ``POST /jobs`` presigned POST signs them in); a bad value there is an error record.
+``source`` block), or, for a permanently bad object, ``results/a/cat.jpg.error.json``: names, write order
+and the etag rule are ``handler.jobstore``'s. Just before writing, the object is checked to be still the one
+read (a HEAD): an outcome for a replaced or deleted object is dropped (``stale``), the newer upload has its
+own event. Transient failures are raised, never recorded. ``options`` (a Batch Operations job's) choose the
+mask encoding, threshold and classes as ``/segment``'s query does; ``overlay=false`` leaves out the PNG;
+``cutouts=mask|box`` adds each object cut out as ``results/a/cat.jpg.objects/NN-<class>.png``, written while
+its mask is in hand (before the overlay and the JSON, which lists them under ``cutouts``). Without them,
+the object's own ``x-amz-meta-*`` metadata may choose them (a ``POST /jobs`` presigned POST signs them in);
+a bad value there is an error record. A Batch Operations task that names a version reads exactly that version.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handler import jobclaim, metrics, storage
+from handler import jobclaim, jobstore, metrics, storage
 from handler.deadline import LambdaContext
 from handler.engine import (
     LONGEST_NAME,
@@ -30,13 +31,11 @@ from handler.engine import (
     segment_bytes,
 )
 from handler.errors import InvalidRequest, ServiceError
+from handler.logs import logger
 from handler.settings import Settings
 from handler.storage import MAX_KEY_BYTES
 
 Outcome = Literal["segmented", "error_record", "skipped"]
-
-# The longest suffix an output key gets.
-LONGEST_SUFFIX = ".error.json"
 
 # ObjectRef.event_name of an object an S3 Batch Operations task names: it exists, like a created one.
 BATCH_TASK = "Batch Operations task"
@@ -78,12 +77,16 @@ def entry_point(ref: ObjectRef, settings: Settings) -> metrics.EntryPoint:
     return "jobs" if ref.key.startswith(f"{settings.input_prefix}jobs/") else "s3"
 
 
+def outputs_of(ref: ObjectRef, settings: Settings) -> jobstore.Outputs:
+    return jobstore.Outputs.of(ref.bucket, ref.key, settings)
+
+
 def output_bucket(ref: ObjectRef, settings: Settings) -> str:
-    return settings.output_bucket or ref.bucket
+    return outputs_of(ref, settings).bucket
 
 
 def output_key(ref: ObjectRef, settings: Settings, suffix: str) -> str:
-    return storage.output_key(ref.key, settings.input_prefix, settings.output_prefix, suffix)
+    return outputs_of(ref, settings).key(suffix)
 
 
 def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
@@ -98,7 +101,7 @@ def skip_reason(ref: ObjectRef, settings: Settings) -> str | None:
         return "a folder marker"
     if not ref.created:
         return f"not an object-created event ({ref.event_name})"
-    longest = len(output_key(ref, settings, LONGEST_SUFFIX).encode())
+    longest = len(output_key(ref, settings, jobstore.LONGEST_SUFFIX).encode())
     if longest > MAX_KEY_BYTES:
         return f"its result keys would be {longest} bytes, over S3's {MAX_KEY_BYTES}-byte key limit"
     return None
@@ -116,10 +119,15 @@ def process(
     if reason:
         return Processed(ref.bucket, ref.key, "skipped", reason=reason)
     started = time.perf_counter()
-    source = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "version_id": ref.version_id}
+    places = outputs_of(ref, settings)
     try:
-        stored = storage.head(ref.bucket, ref.key)
-        source.update(etag=stored.etag, version_id=stored.version_id)
+        version = ref.version_id if ref.event_name == BATCH_TASK else None
+        stored = storage.head(ref.bucket, ref.key, version)
+    except ServiceError as exc:  # gone or unreadable before anything was read: nothing newer to protect
+        source = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "version_id": ref.version_id}
+        return _error_record(ref, settings, places, source, exc, started)
+    source = jobstore.source_of(stored)
+    try:
         ignored = _second_upload(ref, stored, settings)
         if ignored:
             return Processed(ref.bucket, ref.key, "skipped", reason=ignored)
@@ -127,41 +135,29 @@ def process(
         writer = _cutout_writer(ref, settings, options)
         data = storage.read(stored, settings.max_image_bytes)
         read = time.perf_counter()
+        logger.info("s3 object read: segmenting", extra={"bucket": ref.bucket, "key": ref.key, "bytes": len(data)})
         overlay = options.overlay is not False
         consumers = [writer] if writer else []
-        outputs = Outputs(options.masks, overlay, settings.overlay_max_side, consumers)
-        segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context, outputs)
+        wanted = Outputs(options.masks, overlay, settings.overlay_max_side, consumers)
+        segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context, wanted)
     except ServiceError as exc:
-        metrics.record_error(entry_point(ref, settings), exc.code)
-        error = {"error": {"code": exc.code, "message": exc.message}, "source": source}
-        key = _put_json(ref, settings, ".error.json", error)
-        return Processed(
-            ref.bucket,
-            ref.key,
-            "error_record",
-            reason=f"{exc.code}: {exc.message}",
-            outputs=[key],
-            timings_ms=_since(started, total=time.perf_counter()),
-        )
+        if (stale := _stale(stored, started, settings)) is not None:
+            return stale
+        return _error_record(ref, settings, places, source, exc, started)
     segmented_at = time.perf_counter()
     metrics.record_image(entry_point(ref, settings), segmented.result)
-    outputs = []
-    png = segmented.result.overlay_png
-    if png is not None:
-        png_key = output_key(ref, settings, ".png")
-        storage.put(output_bucket(ref, settings), png_key, png, "image/png")
-        outputs.append(png_key)
-    body = {**segmented.result.to_json(), "source": source}
+    if (stale := _stale(stored, started, settings)) is not None:
+        return stale
+    body = segmented.result.to_json()
     if writer:
-        prefix = output_key(ref, settings, OBJECTS_SUFFIX)
-        body["cutouts"] = {"mode": writer.mode, "prefix": prefix, "names": writer.names}
-    json_key = _put_json(ref, settings, ".json", body)
+        body["cutouts"] = {"mode": writer.mode, "prefix": places.key(OBJECTS_SUFFIX), "names": writer.names}
+    written = jobstore.write_result(places, source, body, segmented.result.overlay_png)
     return Processed(
         ref.bucket,
         ref.key,
         "segmented",
         objects=len(segmented.result),
-        outputs=[json_key, *outputs],
+        outputs=written,
         timings_ms=_since(started, read=read, segment=segmented_at, total=time.perf_counter()),
     )
 
@@ -187,10 +183,35 @@ def _cutout_writer(ref: ObjectRef, settings: Settings, options: RequestOptions) 
     return CutoutWriter(lambda name, png: storage.put(bucket, prefix + name, png, "image/png"), options.cutouts)
 
 
-def _put_json(ref: ObjectRef, settings: Settings, suffix: str, body: dict[str, Any]) -> str:
-    key = output_key(ref, settings, suffix)
-    storage.put(output_bucket(ref, settings), key, json.dumps(body).encode(), "application/json")
-    return key
+def _stale(stored: storage.StoredObject, started: float, settings: Settings) -> Processed | None:
+    """A skipped outcome when the object is no longer the version read (the HEAD just before writing). A job's
+    upload is exempt: it holds its job's claim, and a later upload to the same form is never processed."""
+    if jobclaim.job_of(stored.key, settings) is not None or jobstore.current(stored) is not None:
+        return None
+    reason = "stale: the object was replaced or deleted while it was segmented; its newer upload has its own event"
+    return Processed(
+        stored.bucket, stored.key, "skipped", reason=reason, timings_ms=_since(started, total=time.perf_counter())
+    )
+
+
+def _error_record(
+    ref: ObjectRef,
+    settings: Settings,
+    places: jobstore.Outputs,
+    source: dict[str, Any],
+    exc: ServiceError,
+    started: float,
+) -> Processed:
+    metrics.record_error(entry_point(ref, settings), exc.code)
+    key = jobstore.write_error(places, source, exc.code, exc.message)
+    return Processed(
+        ref.bucket,
+        ref.key,
+        "error_record",
+        reason=f"{exc.code}: {exc.message}",
+        outputs=[key],
+        timings_ms=_since(started, total=time.perf_counter()),
+    )
 
 
 def _since(started: float, **marks: float) -> dict[str, float]:

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
@@ -17,18 +16,9 @@ from conftest import IMAGES, FakeLambdaContext, read_event
 from PIL import Image
 
 from handler import storage
-from handler.api import app
-from handler.settings import get_settings
 
 PHOTO = IMAGES / "astronaut.jpg"
 EXAMPLE_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"
-
-
-@pytest.fixture
-def jobs_bucket(bucket: str, settings: Any, client: Any) -> Iterator[str]:
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"jobs_bucket": bucket})
-    yield bucket
-    app.dependency_overrides.clear()
 
 
 def create(client: Any, **body: Any) -> dict[str, Any]:

@@ -176,9 +176,16 @@ def test_s3_put_event_writes_result_json_and_overlay_png(s3, bucket, lambda_hand
     assert processed["objects"] == len(body["masks"])
     assert processed["outputs"] == ["results/astronaut.jpg.json", "results/astronaut.jpg.png"]
     assert keys_in(s3, bucket) == {SAMPLE_KEY, "results/astronaut.jpg.json", "results/astronaut.jpg.png"}
-    # HEAD before GET, the PNG before the JSON (a .json present means the .png is too)
-    assert [op for op, _ in calls] == ["HeadObject", "GetObject", "PutObject", "PutObject"]
-    assert calls[-1] == ("PutObject", "results/astronaut.jpg.json")
+    # HEAD before GET; HEAD again just before writing (still the object read?); the PNG before the JSON (a
+    # .json present means the .png is too); then no error record of an earlier attempt beside them
+    assert calls == [
+        ("HeadObject", SAMPLE_KEY),
+        ("GetObject", SAMPLE_KEY),
+        ("HeadObject", SAMPLE_KEY),
+        ("PutObject", "results/astronaut.jpg.png"),
+        ("PutObject", "results/astronaut.jpg.json"),
+        ("DeleteObject", "results/astronaut.jpg.error.json"),
+    ]
 
 
 def test_encoded_key_event_file_names_the_decoded_key(s3, bucket, lambda_handler):

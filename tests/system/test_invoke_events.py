@@ -53,6 +53,13 @@ EVENT_FILES = sorted(path.name for path in EVENTS.glob("*.json"))
 TEMPLATE_ENV = image_spec.function_spec().environment  # the function's environment in template.yaml
 INPUT_PREFIX, OUTPUT_PREFIX = TEMPLATE_ENV["SEG_INPUT_PREFIX"], TEMPLATE_ENV["SEG_OUTPUT_PREFIX"]
 MODEL_NOT_FOUND = "ModelFileError: model file not found: "  # handler.model's message for a missing file
+# The failure queue's messages (a failed invocation's record each): the error code the upload then reads.
+FAILURE_CODES = {
+    "sqs-failure-out-of-memory.json": "out_of_memory",
+    "sqs-failure-timeout.json": "timed_out",
+    "sqs-failure-retries-exhausted.json": "retries_exhausted",
+    "sqs-failure-event-age.json": "worker_busy",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +72,9 @@ def notification_objects(message: Any) -> list[tuple[str, str, str | None]] | No
     ``message`` is not an S3 notification."""
     if not isinstance(message, dict):
         return None
+    context = message.get("requestContext")
+    if isinstance(context, dict) and "condition" in context:  # a failed invocation's record: what it was about
+        return notification_objects(message.get("requestPayload"))
     records = message.get("Records")
     if isinstance(records, list) and records and all(r.get("eventSource") == "aws:s3" for r in records):
         return [
@@ -216,7 +226,9 @@ def test_event_through_the_runtime(run: Run, name: str) -> None:
     assert invocation.status == 200
     assert invocation.ok, f"{invocation.error}\n{run.report.logs[-4000:]}"
     event = read_event(name)
-    if name in run.plans:
+    if name in FAILURE_CODES:
+        check_failure_record(run, run.plans[name], run.responses[name], FAILURE_CODES[name])
+    elif name in run.plans:
         check_s3(run, run.plans[name], run.responses[name])
     elif "requestContext" in event and ("version" in event or "resource" in event or "elb" in event["requestContext"]):
         check_http(event, run.responses[name])
@@ -366,6 +378,18 @@ def check_s3(run: Run, plan: S3Plan, response: dict[str, Any]) -> None:
         uploaded = {key for b, key in run.uploads if b == bucket}
         outputs = {output_of(key, suffix) for key in uploaded for suffix in (".json", ".png")}
         assert keys_in(run.s3, bucket) == uploaded | outputs, "the uploads and their results, nothing else"
+
+
+def check_failure_record(run: Run, plan: S3Plan, response: dict[str, Any], code: str) -> None:
+    """The failure queue's message is handled (not reported back), and the upload it names reads as failed
+    with ``code``: its .error.json, made from exactly that upload, and nothing else beside it."""
+    assert response == {"batchItemFailures": []}
+    for bucket, key, _ in plan.objects:
+        record = json.loads(run.s3.get_object(Bucket=bucket, Key=output_of(key, ".error.json"))["Body"].read())
+        assert record["error"]["code"] == code and record["error"]["message"]
+        assert record["source"]["etag"] == hashlib.md5(run.uploads[bucket, key]).hexdigest()  # noqa: S324
+        assert record["invocation"]["condition"] in ("RetriesExhausted", "EventAgeExceeded")
+        assert keys_in(run.s3, bucket) == {key, output_of(key, ".error.json")}
 
 
 # --- init failure, and the command line --------------------------------------------------------------

@@ -36,7 +36,8 @@ ALARMS = {
     "WorkerThrottlesAlarm": ("AWS/Lambda", "Throttles", "WorkerFunction"),
     "HttpDurationAlarm": ("AWS/Lambda", "Duration", "SegmentFunction"),
     "WorkerDurationAlarm": ("AWS/Lambda", "Duration", "WorkerFunction"),
-    "FailureQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "FailureQueue"),
+    "FailureQueueAlarm": ("AWS/SQS", "NumberOfMessagesSent", "FailureQueue"),
+    "FailureDeadLetterAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "FailureDeadLetterQueue"),
     "HttpApplicationErrorsAlarm": ("PointRend", "Errors", "http"),  # the service's own metric: entry_point
     "Api5xxAlarm": ("AWS/ApiGateway", "5xx", "HttpApi"),
     "WorkerConcurrencyAlarm": ("AWS/Lambda", "ConcurrentExecutions", "WorkerFunction"),
@@ -220,7 +221,8 @@ def alarm_metric(properties: dict[str, Any]) -> tuple[str, str, Any]:
 def test_each_alarm_watches_its_resource_and_notifies_the_topic(resources, alarm):
     namespace, metric, resource = ALARMS[alarm]
     properties = resources[alarm]["Properties"]
-    reference = {"Fn::GetAtt": ["FailureQueue", "QueueName"]} if resource == "FailureQueue" else {"Ref": resource}
+    queue = resource.endswith("Queue")
+    reference = {"Fn::GetAtt": [resource, "QueueName"]} if queue else {"Ref": resource}
     reference = resource if namespace == metrics.NAMESPACE else reference
     assert alarm_metric(properties) == (namespace, metric, reference)
     assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}] == properties["OKActions"]
@@ -274,11 +276,12 @@ def test_worker_concurrency_alarm_follows_its_reservation(resources):
     assert (properties["Threshold"], properties["EvaluationPeriods"]) == (0.9, 3)
 
 
-def test_failure_queue_alarm_fires_on_one_message(resources):
-    assert (
-        resources["FailureQueueAlarm"]["Properties"]["Threshold"],
-        resources["FailureQueueAlarm"]["Properties"]["Statistic"],
-    ) == (1, "Maximum")
+def test_failure_queue_alarms_fire_on_one_message(resources):
+    """One upload failed for good (the worker reads the queue, so its messages never stay: count those sent),
+    and one failure record the worker could not handle (it stays in the dead-letter queue)."""
+    for alarm, statistic in (("FailureQueueAlarm", "Sum"), ("FailureDeadLetterAlarm", "Maximum")):
+        properties = resources[alarm]["Properties"]
+        assert (properties["Threshold"], properties["Statistic"]) == (1, statistic)
 
 
 def test_alarm_runbook_sections_exist():

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from handler.settings import Settings
 from infra import bake_model, image_spec, sam_local_template
 from infra.rie import IMAGE_ENV
 
@@ -274,7 +275,7 @@ def test_image_metadata(template):
 
 def test_http_routes_and_their_auth(template, function, worker):
     assert {event["Type"] for event in function["Events"].values()} == {"HttpApi"}
-    assert {event["Type"] for event in worker["Events"].values()} == {"S3"}, "the worker serves no HTTP"
+    assert {event["Type"] for event in worker["Events"].values()} == {"S3", "SQS"}, "the worker serves no HTTP"
     routes = {
         (event["Properties"]["Method"].lower(), event["Properties"]["Path"])
         for event in function["Events"].values()
@@ -324,15 +325,24 @@ def test_least_privilege_policies_without_circular_dependency(template, function
     assert all(s["Effect"] == "Allow" for s in statements(worker))
     by_sid = {s["Sid"]: (s["Action"], s["Resource"]) for s in statements(worker)}
     backfill = "arn:${AWS::Partition}:s3:::${BackfillBucket}"
+    # Reads may name a version (Batch Operations); deletes (an earlier attempt's outputs beside the latest
+    # outcome) only results and overlays under the output prefix, never a job record or anything else.
+    outputs = [{"Fn::Sub": arn + "/${OutputPrefix}*.json"}, {"Fn::Sub": arn + "/${OutputPrefix}*.png"}]
+    backfill_outputs = [
+        {"Fn::Sub": backfill + "/${OutputPrefix}*.json"},
+        {"Fn::Sub": backfill + "/${OutputPrefix}*.png"},
+    ]
     assert by_sid == {
-        "ReadInputPrefix": ("s3:GetObject", {"Fn::Sub": arn + "/${InputPrefix}*"}),
+        "ReadInputPrefix": (["s3:GetObject", "s3:GetObjectVersion"], {"Fn::Sub": arn + "/${InputPrefix}*"}),
         "WriteOutputPrefix": ("s3:PutObject", {"Fn::Sub": arn + "/${OutputPrefix}*"}),
+        "ReplaceOutputs": ("s3:DeleteObject", outputs),
         "SendToFailureQueue": ("sqs:SendMessage", {"Fn::GetAtt": ["FailureQueue", "Arn"]}),
-        "ReadBackfillPrefix": ("s3:GetObject", {"Fn::Sub": backfill + "/${BackfillPrefix}*"}),
+        "ReadBackfillPrefix": (["s3:GetObject", "s3:GetObjectVersion"], {"Fn::Sub": backfill + "/${BackfillPrefix}*"}),
         "WriteBackfillOutputPrefix": ("s3:PutObject", {"Fn::Sub": backfill + "/${OutputPrefix}*"}),
+        "ReplaceBackfillOutputs": ("s3:DeleteObject", backfill_outputs),
     }
     conditional = [s["Fn::If"][0] for policy in worker["Policies"] for s in policy["Statement"] if "Fn::If" in s]
-    assert conditional == ["HasBackfillBucket", "HasBackfillBucket"], "no backfill bucket, no grant"
+    assert conditional == ["HasBackfillBucket"] * 3, "no backfill bucket, no grant"
     assert template["Conditions"]["HasBackfillBucket"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BackfillBucket"}, ""]}]}
     for props in (function, worker):
         assert "InputBucket" not in str(props["Policies"]), "a Ref/GetAtt of the bucket here is a cycle"
@@ -382,7 +392,7 @@ def test_bucket_is_private_encrypted_and_tls_only(template):
 def test_jobs_bucket_cors_retention_and_settings(template, function, worker):
     bucket = template["Resources"]["InputBucket"]["Properties"]
     (cors,) = bucket["CorsConfiguration"]["CorsRules"]
-    assert cors["AllowedMethods"] == ["POST"], "browsers only POST job uploads"
+    assert cors["AllowedMethods"] == ["POST", "GET"], "browsers POST job uploads and GET large results"
     api_origin = {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
     condition, with_extra, api_only = cors["AllowedOrigins"]["Fn::If"]
     assert condition == "HasUploadAllowedOrigins" and api_only == [api_origin]
@@ -402,15 +412,45 @@ def test_jobs_bucket_cors_retention_and_settings(template, function, worker):
     assert "SEG_JOBS_BUCKET" not in worker["Environment"]["Variables"], "the worker signs nothing"
 
 
-def test_failures_go_to_an_encrypted_queue(template, worker):
+def test_failures_go_to_an_encrypted_queue_that_the_worker_reads_back(template, function, worker):
     config = worker["EventInvokeConfig"]
-    assert "MaximumRetryAttempts" in config
+    assert config["MaximumRetryAttempts"] == {"Ref": "MaximumRetryAttempts"}
+    assert config["MaximumEventAgeInSeconds"] == {"Ref": "MaximumEventAgeInSeconds"}
     assert config["DestinationConfig"]["OnFailure"] == {
         "Type": "SQS",
         "Destination": {"Fn::GetAtt": ["FailureQueue", "Arn"]},
     }
-    queue = template["Resources"]["FailureQueue"]["Properties"]
-    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    resources = template["Resources"]
+    for name in ("FailureQueue", "FailureDeadLetterQueue"):
+        queue = resources[name]["Properties"]
+        assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    # Every job ends: the failure queue is an event source of the worker, which turns each record into the
+    # upload's .error.json, reporting per message; a record it cannot handle goes aside after 5 tries.
+    (event,) = [e["Properties"] for e in worker["Events"].values() if e["Type"] == "SQS"]
+    assert event["Queue"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["FailureQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FailureDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    largest_timeout = template["Parameters"]["WorkerTimeout"]["MaxValue"]
+    assert queue["VisibilityTimeout"] >= largest_timeout, "Lambda refuses a queue that hides messages for less"
+    # Both functions know the worker's retry window as deployed (the stalled backstop, the error messages).
+    window = {
+        "SEG_WORKER_TIMEOUT_S": {"Ref": "WorkerTimeout"},
+        "SEG_WORKER_MAX_RETRIES": {"Ref": "MaximumRetryAttempts"},
+        "SEG_WORKER_MAX_EVENT_AGE_S": {"Ref": "MaximumEventAgeInSeconds"},
+    }
+    for props in (function, worker):
+        assert {name: props["Environment"]["Variables"][name] for name in window} == window
+    settings = Settings()
+    for name, field_name in (
+        ("WorkerTimeout", "worker_timeout_s"),
+        ("MaximumRetryAttempts", "worker_max_retries"),
+        ("MaximumEventAgeInSeconds", "worker_max_event_age_s"),
+    ):
+        assert template["Parameters"][name]["Default"] == getattr(settings, field_name), "the defaults agree"
 
 
 def test_outputs(template):

@@ -1,0 +1,168 @@
+"""The storage contract of a processed object and of a job: names, the etag rule, the write order, the retry window.
+
+Both sides use it: the worker (``s3/``) writes what it made of an object, the API (``api/jobs``) reads it back.
+
+- Names: an input ``<SEG_INPUT_PREFIX>a/cat.jpg`` has its outputs at ``<SEG_OUTPUT_PREFIX>a/cat.jpg`` +
+  ``.json`` (the result and a ``source`` block), ``.png`` (the overlay) or ``.error.json`` (``{"error":
+  {code, message}, "source"}``), in ``SEG_OUTPUT_BUCKET`` when set, else beside the input. A job is
+  ``<SEG_INPUT_PREFIX>jobs/<job_id>/<name>`` (the upload) and ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/job.record``
+  (the job as created: never ends in .json/.png, so no upload's outputs can take its name).
+- The etag rule: every output carries the etag (and version) of the upload it was made from, as
+  ``x-amz-meta-source-etag`` / ``source-version`` (a HEAD tells it, whatever the result's size) and in its
+  ``source`` block. An output counts for an object only when that etag is the object's current one.
+- The write order: a result writes ``.png`` then ``.json`` (a ``.json`` present means its ``.png`` is), then
+  removes an ``.error.json`` and, when no overlay was asked for, an earlier ``.png``; an error record writes
+  ``.error.json``, then removes ``.json`` and ``.png``. Just before writing, the worker checks (HEAD) that the
+  object is still the version it read; a stale outcome is dropped, never written over a newer one's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from handler import storage
+from handler.settings import Settings
+
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+RECORD_NAME = "job.record"
+RESULT, OVERLAY, ERROR = ".json", ".png", ".error.json"
+LONGEST_SUFFIX = ERROR
+SOURCE_ETAG, SOURCE_VERSION = "source-etag", "source-version"  # x-amz-meta-* of every output
+# Records and error records are a few hundred bytes; this only bounds a hostile object.
+MAX_RECORD_BYTES = 64 * 1024
+# Lambda's waits between the retries of an asynchronous invocation (1 min, then 2 min).
+RETRY_WAITS_S = (60, 120)
+# For the failure record to reach the failure queue and the worker to turn it into an error record.
+FAILURE_RECORD_GRACE_S = 300
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the outputs of one input object go: ``key(RESULT)``, ``key(OVERLAY)``, ``key(ERROR)``."""
+
+    bucket: str
+    base: str  # the output key without its suffix
+
+    @classmethod
+    def of(cls, bucket: str, key: str, settings: Settings) -> Outputs:
+        base = f"{settings.output_prefix}{key.removeprefix(settings.input_prefix)}"
+        return cls(settings.output_bucket or bucket, base)
+
+    def key(self, suffix: str) -> str:
+        return self.base + suffix
+
+
+def source_of(stored: storage.StoredObject) -> dict[str, Any]:
+    """The ``source`` block of an output: which upload, exactly, it was made from."""
+    return {"bucket": stored.bucket, "key": stored.key, "etag": stored.etag, "version_id": stored.version_id}
+
+
+def _source_metadata(source: dict[str, Any]) -> dict[str, str]:
+    named = {SOURCE_ETAG: source.get("etag"), SOURCE_VERSION: source.get("version_id")}
+    return {name: str(value) for name, value in named.items() if value}
+
+
+def current(stored: storage.StoredObject) -> storage.StoredObject | None:
+    """The object as it is now when it is still the version ``stored`` saw, else None (replaced or deleted)."""
+    now = storage.head_if_present(stored.bucket, stored.key)
+    if now is None or now.etag != stored.etag:
+        return None
+    if stored.version_id and now.version_id and now.version_id != stored.version_id:
+        return None
+    return now
+
+
+def write_result(outputs: Outputs, source: dict[str, Any], result: dict[str, Any], png: bytes | None) -> list[str]:
+    """The result (and its overlay) in the write order; returns the keys written, the ``.json`` first."""
+    metadata = _source_metadata(source)
+    written = []
+    if png is not None:
+        storage.put(outputs.bucket, outputs.key(OVERLAY), png, "image/png", metadata)
+        written.append(outputs.key(OVERLAY))
+    body = json.dumps({**result, "source": source}).encode()
+    storage.put(outputs.bucket, outputs.key(RESULT), body, "application/json", metadata)
+    storage.delete(outputs.bucket, outputs.key(ERROR))
+    if png is None:
+        storage.delete(outputs.bucket, outputs.key(OVERLAY))  # an earlier attempt's, beside this result
+    return [outputs.key(RESULT), *written]
+
+
+def write_error(outputs: Outputs, source: dict[str, Any], code: str, message: str, **extra: Any) -> str:
+    """The error record, then no result or overlay of an earlier attempt beside it; returns its key."""
+    body = json.dumps({"error": {"code": code, "message": message}, "source": source, **extra}).encode()
+    storage.put(outputs.bucket, outputs.key(ERROR), body, "application/json", _source_metadata(source))
+    storage.delete(outputs.bucket, outputs.key(RESULT))
+    storage.delete(outputs.bucket, outputs.key(OVERLAY))
+    return outputs.key(ERROR)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the outputs say of the upload with a given etag: its result (``stored`` is the ``.json``, not
+    read) or its error record (``error`` read, it is small)."""
+
+    status: Literal["done", "failed"]
+    stored: storage.StoredObject
+    error: dict[str, str] | None = None
+
+
+def _made_from(outputs: Outputs, suffix: str, etag: str) -> storage.StoredObject | None:
+    """The output when it is there and was made from the upload whose etag is ``etag``."""
+    stored = storage.head_if_present(outputs.bucket, outputs.key(suffix))
+    return stored if stored is not None and stored.metadata.get(SOURCE_ETAG) == etag else None
+
+
+def outcome(outputs: Outputs, etag: str) -> Outcome | None:
+    """The outcome for the upload whose etag is ``etag``, or None while there is none (outputs of another
+    upload to the same key do not count)."""
+    result = _made_from(outputs, RESULT, etag)
+    if result is not None:
+        return Outcome("done", result)
+    error = _made_from(outputs, ERROR, etag)
+    if error is not None:
+        return Outcome("failed", error, json.loads(storage.read(error, MAX_RECORD_BYTES))["error"])
+    return None
+
+
+def overlay_of(outputs: Outputs, etag: str) -> str | None:
+    """The overlay's key when the one stored was made from this upload (not an earlier attempt's)."""
+    return outputs.key(OVERLAY) if _made_from(outputs, OVERLAY, etag) is not None else None
+
+
+def job_prefix(prefix: str, job_id: str) -> str:
+    return f"{prefix}jobs/{job_id}/"
+
+
+def upload_key(settings: Settings, job_id: str, name: str) -> str:
+    return job_prefix(settings.input_prefix, job_id) + name
+
+
+def results_bucket(settings: Settings) -> str:
+    """Where job records and job outputs go: the output bucket, else the jobs bucket."""
+    return settings.output_bucket or str(settings.jobs_bucket)
+
+
+def write_record(settings: Settings, job_id: str, record: dict[str, Any]) -> None:
+    key = job_prefix(settings.output_prefix, job_id) + RECORD_NAME
+    storage.put(results_bucket(settings), key, json.dumps(record).encode(), "application/json")
+
+
+def read_record(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    key = job_prefix(settings.output_prefix, job_id) + RECORD_NAME
+    return storage.read_json(results_bucket(settings), key, MAX_RECORD_BYTES)
+
+
+def retry_window_s(settings: Settings) -> int:
+    """The longest an upload can wait for its outcome: the event's maximum age in Lambda's queue, every
+    attempt at the worker's full timeout, Lambda's waits between retries, and the failure record's way
+    back through the failure queue. Past it with no outcome, something was lost: the job is stalled."""
+    attempts = settings.worker_max_retries + 1
+    waits = sum(RETRY_WAITS_S[: settings.worker_max_retries])
+    return settings.worker_max_event_age_s + attempts * settings.worker_timeout_s + waits + FAILURE_RECORD_GRACE_S
+
+
+def stalled(upload: storage.StoredObject, settings: Settings, now: float) -> bool:
+    return upload.last_modified is not None and now - upload.last_modified > retry_window_s(settings)
