@@ -27,6 +27,12 @@ def default_model_path(backbone: Backbone) -> Path:
     return REPO_ROOT / ".cache" / "models" / f"pointrend_{backbone}.pkl"
 
 
+# GET /jobs/{id} inlines a result stored up to this size, a larger one only through result_url. Lambda answers
+# at most 6 MB, and the body goes into Mangum's JSON envelope as an escaped string (each quote or backslash
+# doubled), so 1 MiB of stored JSON stays under about 2.1 MB of response whatever its characters.
+MAX_INLINE_RESULT_BYTES = 1024 * 1024
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEG_", extra="ignore")
 
@@ -80,6 +86,12 @@ class Settings(BaseSettings):
     upload_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600, description="life of a job's presigned POST")
     result_url_expiry_s: int = Field(
         600, ge=60, le=7 * 24 * 3600, description="life of a job's result_url and overlay_url"
+    )
+    inline_result_bytes: int = Field(
+        MAX_INLINE_RESULT_BYTES,
+        ge=0,
+        le=MAX_INLINE_RESULT_BYTES,
+        description="GET /jobs/{id} inlines a result up to this size (0: never; at most 1 MiB, to fit Lambda's 6 MB)",
     )
     # The worker's asynchronous-invocation settings, as template.yaml gives them (WorkerTimeout,
     # MaximumRetryAttempts, MaximumEventAgeInSeconds): GET /jobs/{id} derives from them when a job with no

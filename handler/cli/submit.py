@@ -1,9 +1,10 @@
 """``python -m handler submit``: the client of the jobs flow, for images too large for one request.
 
 Per file: ``POST /jobs``, the file POSTed straight to S3 with the returned form fields (a progress bar),
-``GET /jobs/{job_id}`` with backoff until done or failed, then ``<name>.json`` (and ``<name>.png`` with
-``--overlay``) in the output folder. Every request is retried on 429, 503 and other 5xx (``cli/backoff.py``).
-Failures are collected with their code and message, never fatal.
+``GET /jobs/{job_id}`` with backoff until done or failed (a result too large to inline is fetched from its
+``result_url``), then ``<name>.json`` (and ``<name>.png`` with ``--overlay``) in the output folder. Every
+request is retried on 429, 503 and other 5xx (``cli/backoff.py``). Failures are collected with their code and
+message, never fatal.
 """
 
 from __future__ import annotations
@@ -110,13 +111,23 @@ class JobsClient:
                 raise _api_error(response)
             state = response.json()
             if state["status"] == "done":
-                return state
+                return self.with_result(state)
             if state["status"] == "failed":
                 raise JobFailed(state["error"]["code"], state["error"]["message"])
             if time.monotonic() + delay > deadline:
                 raise JobFailed("timeout", f"still {state['status']} after {timeout_s:.0f} s")
             self.sleep(delay)
             delay = min(delay * BACKOFF, MAX_POLL_S)
+
+    def with_result(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The done job with its ``result``: inlined when small, else fetched from ``result_url``."""
+        if "result" in state:
+            return state
+        url = state["result_url"]
+        response = self.backoff.call(f"result of job {state['job_id'][:8]}", lambda: self.client.get(url))
+        if response.status_code != 200:
+            raise _s3_error(response)
+        return {**state, "result": response.json()}
 
     def save(self, state: dict[str, Any], path: Path, out_dir: Path) -> list[Path]:
         written = [out_dir / f"{path.stem}.json"]

@@ -41,6 +41,7 @@ PHOTO = IMAGES / "astronaut.jpg"
 SERVER_START_S = 180
 RESULT_TIMEOUT_MS = 120_000
 POSTS: dict[Page, list[tuple[str, str]]] = {}  # (URL, Content-Type) of each POST a page made
+GETS: dict[Page, list[str]] = {}  # the URL of every other request a page made
 JOBS_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 UPLOAD_WAIT_S = 120
 
@@ -111,10 +112,20 @@ def jobs_server(
     s3 = storage.s3_client()
     s3.create_bucket(Bucket=bucket)
     origin = f"http://127.0.0.1:{port}"
-    rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 600}
+    rule = {
+        "AllowedOrigins": [origin],
+        "AllowedMethods": ["POST", "GET"],  # as template.yaml's: GET for a result_url
+        "AllowedHeaders": ["*"],
+        "MaxAgeSeconds": 600,
+    }
     s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
     log_path = tmp_path_factory.mktemp("jobs-server") / "serve.log"
-    settings = {"SEG_JOBS_BUCKET": bucket, "SEG_MAX_IMAGE_BYTES": str(JOBS_MAX_IMAGE_BYTES)}
+    # No result inlined: the page must follow result_url (small results are inlined; tests/api covers those).
+    settings = {
+        "SEG_JOBS_BUCKET": bucket,
+        "SEG_MAX_IMAGE_BYTES": str(JOBS_MAX_IMAGE_BYTES),
+        "SEG_INLINE_RESULT_BYTES": "0",
+    }
     with serve(test_model_path, log_path, port, **settings) as url:
         yield url, bucket
 
@@ -139,7 +150,7 @@ def open_page(browser: Browser, server: str, width: int, height: int) -> tuple[P
         "request",
         lambda request: POSTS.setdefault(page, []).append((request.url, request.headers.get("content-type", "")))
         if request.method == "POST"
-        else None,
+        else GETS.setdefault(page, []).append(request.url),
     )
     page.goto(server)
     expect(page.locator("#confidence-value")).to_have_text("0%")  # from /healthz: SEG_CONFIDENCE=0
@@ -337,6 +348,7 @@ def test_a_file_over_6_mb_goes_through_the_jobs_flow(
     sizes = page.eval_on_selector_all("#gallery img", "imgs => Promise.all(imgs.map((img) => img.decode()))")
     assert len(sizes) == len(result["cutouts"]["names"])
     expect(page.locator("#cutouts-zip")).to_be_hidden()
+    assert any(address.startswith(moto_origin) and ".json?" in address for address in GETS[page]), GETS[page]
     posted = [address for address, _ in POSTS[page]]
     assert posted[0] == f"{url}/jobs" and posted[1].startswith(moto_origin) and len(posted) == 2
     progress = page.evaluate("window.progressSeen")

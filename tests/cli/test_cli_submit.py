@@ -166,3 +166,22 @@ def test_backoff_doubles_up_to_its_cap_with_jitter_and_reads_retry_after_dates()
     soon = email.utils.formatdate(time.time() + 10, usegmt=True)
     assert 8 <= backoff.delay(0, httpx.Response(503, headers={"Retry-After": soon})) <= 10
     assert retry_after(httpx.Response(503, headers={"Retry-After": "soon"})) is None
+
+
+def test_submit_follows_result_url_when_the_result_is_not_inlined(
+    api: str, lambda_handler: Any, s3: Any, bucket: str, settings: Any, tmp_path: Path
+) -> None:
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(
+        update={"jobs_bucket": bucket, "max_image_bytes": 400_000, "inline_result_bytes": 0}
+    )
+    trigger = S3Trigger(lambda_handler, s3, bucket)
+    report = submit_files(api, [PHOTO], tmp_path, {"confidence": 0}, sleep=trigger)
+    assert report.succeeded == 1 and not report.failed
+    (key,) = [
+        item["Key"]
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix="results/jobs/")["Contents"]
+        if item["Key"].endswith(".json")
+    ]
+    stored = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert json.loads((tmp_path / "astronaut.json").read_text()) == stored
+    assert report.objects == len(stored["class_names"]) > 0

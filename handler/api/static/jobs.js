@@ -85,6 +85,15 @@ export function upload(job, file, onProgress) {
   });
 }
 
+// A done job inlines its result only when small; a larger one is fetched from result_url (a presigned GET of
+// the stored JSON, from the jobs bucket).
+async function withResult(state, onWait) {
+  if (state.result) return state;
+  const response = await fetchRetrying(state.result_url, undefined, onWait);
+  if (!response.ok) throw new JobError(`the result could not be fetched (${response.status})`);
+  return { ...state, result: await response.json() };
+}
+
 // onStatus(status) after each poll; onWait(message) while a poll waits to be retried.
 export async function waitForJob(job, onStatus, onWait = () => {}) {
   let delay = FIRST_POLL_MS;
@@ -92,7 +101,7 @@ export async function waitForJob(job, onStatus, onWait = () => {}) {
     const response = await fetchRetrying(`jobs/${job.job_id}`, undefined, onWait);
     if (!response.ok) throw await serviceError(response);
     const state = await response.json();
-    if (state.status === "done") return state;
+    if (state.status === "done") return withResult(state, onWait);
     if (state.status === "failed") throw new JobError(state.error.message);
     onStatus(state.status);
     await sleep(delay);
