@@ -1,22 +1,20 @@
 """How every job ends, against moto server over real HTTP: a failed invocation's record through ``lambda_handler``
 (the failure queue's message) reads as ``failed`` with its reason; a job with no outcome past the worker's retry
 window reads ``stalled``; a done job answers ``result_url`` and inlines only a small result, so the Lambda response
-fits whatever the result; stale and crossed outputs never count."""
+fits whatever the result; a crossed overlay is never linked (stale results: tests/s3/test_outputs.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 import httpx
 import pytest
 from conftest import IMAGES, FakeLambdaContext, read_event
-from PIL import Image
 from test_jobs import create, deliver, key_of, status, upload
 
 from handler import jobstore
-from handler.api.jobs import INLINE_RESULT_BYTES
+from handler.settings import MAX_INLINE_RESULT_BYTES as INLINE_RESULT_BYTES
 
 PHOTO = IMAGES / "astronaut.jpg"
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
@@ -129,54 +127,6 @@ def test_the_lambda_response_fits_whatever_the_result(
     assert body["status"] == "done" and ("result" in body) is inline
     assert body["result_bytes"] == size
     assert httpx.get(body["result_url"], timeout=30).content == stored
-
-
-def test_a_result_made_from_a_replaced_upload_is_dropped(
-    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any
-) -> None:
-    """The upload is replaced while the worker segments it: the first outcome is stale and never written; the
-    second upload's own event then ends the job."""
-    job = create(client, confidence=0)
-    upload(job, PHOTO.read_bytes())
-    replaced: list[bool] = []
-
-    def second_upload(**_: Any) -> None:
-        if not replaced:
-            replaced.append(True)
-            upload(job, (IMAGES / "rocket.jpg").read_bytes())
-
-    s3.meta.events.register("after-call.s3.GetObject", second_upload)
-    try:
-        (processed,) = deliver(lambda_handler, jobs_bucket, key_of(job))["objects"]
-    finally:
-        s3.meta.events.unregister("after-call.s3.GetObject", second_upload)
-    assert processed["outcome"] == "skipped" and processed["reason"].startswith("stale")
-    assert keys_in(s3, jobs_bucket, output(job, "")) == set()
-    assert status(client, job)["status"] == "processing"
-    deliver(lambda_handler, jobs_bucket, key_of(job))
-    done = status(client, job)
-    assert done["status"] == "done" and done["result"]["source"]["etag"] == s3.head_object(
-        Bucket=jobs_bucket, Key=key_of(job)
-    )["ETag"].strip('"')
-
-
-def test_the_latest_outcome_replaces_the_earlier_ones_outputs(
-    client: Any, jobs_bucket: str, lambda_handler: Any, s3: Any
-) -> None:
-    job = create(client, confidence=0, overlay=True)
-    upload(job, PHOTO.read_bytes())
-    deliver(lambda_handler, jobs_bucket, key_of(job))
-    assert keys_in(s3, jobs_bucket, output(job, "")) == {output(job, ".json"), output(job, ".png")}
-    upload(job, b"not a photo")
-    deliver(lambda_handler, jobs_bucket, key_of(job))
-    assert keys_in(s3, jobs_bucket, output(job, "")) == {output(job, ".error.json")}, "no result beside the error"
-    assert status(client, job)["status"] == "failed"
-    upload(job, (IMAGES / "rocket.jpg").read_bytes())
-    deliver(lambda_handler, jobs_bucket, key_of(job))
-    assert keys_in(s3, jobs_bucket, output(job, "")) == {output(job, ".json"), output(job, ".png")}
-    done = status(client, job)
-    overlay = Image.open(io.BytesIO(httpx.get(done["overlay_url"], timeout=30).content))
-    assert overlay.size == Image.open(IMAGES / "rocket.jpg").size
 
 
 def test_an_overlay_of_another_upload_is_never_linked(

@@ -303,3 +303,31 @@ def test_neither_objects_nor_a_job_is_an_error(clients, bucket, capsys):
     clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
     assert run(args(), clients) == 1
     assert "error: name the objects, s3://BUCKET/PREFIX, or --retry-failed JOB_ID" in capsys.readouterr().err
+
+
+def test_retry_failed_keeps_each_tasks_version(clients, bucket, capsys):
+    """A versioned bucket's report names each task's version: the retry manifest keeps it (Bucket,Key,VersionId)."""
+    failed = (
+        f"{bucket},uploads/slow.jpg,3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY,failed,500,TemporaryFailure,SlowDown\n"
+        f"{bucket},uploads/b.jpg,UIORUnfndfiufdisojhr398493jfdkjFJjkndnqUifhnw89493jJFJ,failed,500,TemporaryFailure,x\n"
+    )
+    put_report(clients.s3, bucket, failed)
+    clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
+    manifest_key = f"results/batch-operations/retries/job-{OLD_JOB}.csv"
+    rows = (
+        f"{bucket},uploads/slow.jpg,3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY\n"
+        f"{bucket},uploads/b.jpg,UIORUnfndfiufdisojhr398493jfdkjFJjkndnqUifhnw89493jJFJ\n"
+    )
+    request = job_request(bucket, "", {})
+    del request["ManifestGenerator"]
+    request["Manifest"] = {
+        "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key", "VersionId"]},
+        "Location": {
+            "ObjectArn": f"arn:aws:s3:::{bucket}/{manifest_key}",
+            "ETag": hashlib.md5(rows.encode()).hexdigest(),  # noqa: S324 (S3's ETag of a single-part upload)
+        },
+    }
+    request["Description"] = f"pointrend retry of 2 failed tasks of job {OLD_JOB}"
+    clients.control.add_response("create_job", {"JobId": JOB_ID}, request)
+    assert run(args("--retry-failed", OLD_JOB), clients) == 0
+    assert clients.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode() == rows

@@ -219,8 +219,13 @@ def test_sam_generated_batch_invocation_works_through_the_handler(s3, bucket, la
     (task,) = default["tasks"]
     code, text = result_of(lambda_handler(default, FakeLambdaContext()))
     assert (code, text) == ("Succeeded", "skipped: outside the input prefix 'uploads/'")  # its key is test/key
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     data = upload(s3, bucket, SAMPLE_KEY)
     event = generated_event("--bucket-arn", f"arn:aws:s3:::{bucket}", "--key", SAMPLE_KEY)
+    # SAM's sample names version "1", which no bucket has; a real task names the manifest's version.
+    assert event["tasks"][0]["s3VersionId"] == "1"
+    version = s3.head_object(Bucket=bucket, Key=SAMPLE_KEY)["VersionId"]
+    event["tasks"][0]["s3VersionId"] = version
     response = lambda_handler(event, FakeLambdaContext())
     assert response == {
         "invocationSchemaVersion": "1.0",
@@ -234,7 +239,7 @@ def test_sam_generated_batch_invocation_works_through_the_handler(s3, bucket, la
             }
         ],
     }
-    assert_segmented(s3, bucket, SAMPLE_KEY, data)
+    assert_segmented(s3, bucket, SAMPLE_KEY, data, version)
 
 
 # --- malformed events ------------------------------------------------------------------------------------
@@ -249,3 +254,47 @@ def test_an_event_without_its_one_task_is_a_malformed_record(lambda_handler, buc
     del event["tasks"][0]["s3Key"]
     with pytest.raises(MalformedRecord, match="s3Key"):
         lambda_handler(event, FakeLambdaContext())
+
+
+# --- versions: the task's version is read, and a result is written only while it is the latest --------------
+
+
+def versioned_task(s3: Any, bucket: str, version_id: str) -> dict[str, Any]:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    event = batch_event(bucket)
+    event["tasks"][0]["s3VersionId"] = version_id
+    return event
+
+
+def test_a_task_naming_a_version_reads_exactly_that_version(s3, bucket, lambda_handler):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    upload(s3, bucket, SAMPLE_KEY, "rocket.jpg")
+    version = s3.head_object(Bucket=bucket, Key=SAMPLE_KEY)["VersionId"]
+    event = versioned_task(s3, bucket, version)
+    versions: list[tuple[str, str | None]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        versions.append((model.name, params.get("VersionId")))
+
+    s3.meta.events.register("before-parameter-build.s3", record)
+    try:
+        response = lambda_handler(event, FakeLambdaContext())
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3", record)
+    assert result_of(response) == ("Succeeded", f"s3://{bucket}/results/astronaut.jpg.json")
+    body = read_json(s3, bucket, "results/astronaut.jpg.json")
+    assert body["source"]["version_id"] == version and body["image"] == {"width": 320, "height": 213}
+    # HEAD and GET of the task's version; then HEAD of the latest (still that version?) before writing
+    assert versions[:3] == [("HeadObject", version), ("GetObject", version), ("HeadObject", None)]
+
+
+def test_a_task_naming_a_replaced_version_writes_nothing_over_the_latest(s3, bucket, lambda_handler):
+    """The object was replaced after the manifest was made: the old version is not segmented into the key's
+    results (they describe the latest version), and the latest is not read in its place."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    upload(s3, bucket, SAMPLE_KEY, "rocket.jpg")
+    old = s3.head_object(Bucket=bucket, Key=SAMPLE_KEY)["VersionId"]
+    upload(s3, bucket, SAMPLE_KEY, b"the latest version: not an image")
+    code, text = result_of(lambda_handler(versioned_task(s3, bucket, old), FakeLambdaContext()))
+    assert code == "Succeeded" and text.startswith("skipped: stale")
+    assert keys_in(s3, bucket) == {SAMPLE_KEY}

@@ -86,7 +86,7 @@ def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def assert_segmented(s3: Any, bucket: str, key: str, data: bytes) -> dict[str, Any]:
+def assert_segmented(s3: Any, bucket: str, key: str, data: bytes, version_id: str | None = None) -> dict[str, Any]:
     """The .json (schema, RLE, source) and .png (overlay) of ``key`` are in S3 and fit the image."""
     relative = key.removeprefix("uploads/")
     body = read_json(s3, bucket, f"results/{relative}.json")
@@ -104,7 +104,7 @@ def assert_segmented(s3: Any, bucket: str, key: str, data: bytes) -> dict[str, A
         "bucket": bucket,
         "key": key,
         "etag": hashlib.md5(data).hexdigest(),  # noqa: S324 (S3's ETag of a single-part upload)
-        "version_id": None,
+        "version_id": version_id,
     }
     overlay = Image.open(io.BytesIO(s3.get_object(Bucket=bucket, Key=f"results/{relative}.png")["Body"].read()))
     assert (overlay.format, overlay.size) == ("PNG", (width, height))
