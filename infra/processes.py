@@ -1,4 +1,5 @@
-"""The emulator binary (shipped in the aws-sam-cli wheel), free loopback ports, and stopping process trees by pid."""
+"""The emulator binary (shipped in the aws-sam-cli wheel), free loopback ports, stopping process trees by pid, and
+watching a runtime while it is invoked."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import platform
 import socket
 import stat
 import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 RIE_ENV_VAR = "AWS_LAMBDA_RIE_PATH"  # optional: use this emulator binary instead of the one in aws-sam-cli
 
@@ -109,3 +114,37 @@ def signal_pid(pid: int, sig: int) -> None:
 def signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+@dataclass
+class Running:
+    """What ``invoke(during=...)`` hands its callback while an invocation is in flight (e.g. a fault test that
+    kills the runtime mid-image): the output so far, and the runtime's pids (``python -m awslambdaric``)."""
+
+    logs: Callable[[], str]
+    runtime_pids: Callable[[], list[int]]
+
+
+def watch(during: Callable[[Running], None] | None, log: Any, emulator: int) -> threading.Thread | None:
+    """Runs ``during`` in a thread beside an invocation of the emulator whose pid is ``emulator``, its output in
+    ``log`` (a file the processes write to)."""
+    if during is None:
+        return None
+
+    def runtime_pids() -> list[int]:
+        # python -m awslambdaric ...: not the emulator, whose own command line ends with the runtime's
+        return [pid for pid in descendants(emulator) if _argv(pid)[1:3] == [b"-m", b"awslambdaric"]]
+
+    def logs() -> str:
+        return os.pread(log.fileno(), os.fstat(log.fileno()).st_size, 0).decode("utf-8", "replace")
+
+    thread = threading.Thread(target=during, args=(Running(logs, runtime_pids),), daemon=True)
+    thread.start()
+    return thread
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # gone meanwhile
+        return []

@@ -33,12 +33,23 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.image_spec import DOCKERFILE, FUNCTION_ID, REPO_ROOT, TEMPLATE, function_spec, runtime_command
-from infra.processes import InvokeError, descendants, find_rie, free_ports, pid_alive, signal_group, signal_pid
+from infra.processes import (
+    InvokeError,
+    Running,
+    descendants,
+    find_rie,
+    free_ports,
+    pid_alive,
+    signal_group,
+    signal_pid,
+    watch,
+)
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 # The image's own ENV that matters on this host too (the Dockerfile sets it; tests/system/test_packaging.py
@@ -185,6 +196,7 @@ def invoke(
     function_id: str = FUNCTION_ID,
     startup_timeout: float = 15.0,
     stop_grace: float = 5.0,
+    during: Callable[[Running], None] | None = None,
 ) -> InvokeReport:
     """Run each event ``repeat`` times (events in order, then again) through one emulator and runtime.
 
@@ -194,6 +206,7 @@ def invoke(
     /var/task; default the repository root). ``timeout`` bounds the whole call: when it runs out the
     current invocation gets an error and the processes are stopped. Raises InvokeError only when the
     emulator cannot be run at all; function failures are in the report (``report.ok``, ``report.error``).
+    ``during`` runs in a thread beside each invocation (``Running``), waited for once it has its answer.
     """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
@@ -259,6 +272,7 @@ def invoke(
                     if remaining <= 0:
                         raise _Done
                     started = time.monotonic()
+                    watcher = watch(during, log, process.pid)
                     try:
                         status, raw = _post(url, json.dumps(event).encode(), remaining)
                     except TimeoutError:
@@ -268,6 +282,9 @@ def invoke(
                         raise _Done from None
                     except (urllib.error.URLError, ConnectionError) as exc:
                         raise InvokeError(f"cannot reach the emulator: {exc}") from None
+                    finally:
+                        if watcher is not None:
+                            watcher.join(timeout=stop_grace)
                     seconds = time.monotonic() - started
                     runtime_pids.update(descendants(process.pid))
                     text = raw.decode("utf-8", "replace")
