@@ -14,7 +14,9 @@ an SQS message whose body is (AWS's documented shape, events/failure-*.json):
 
 Each object the request payload names gets an ``.error.json`` (``handler.jobstore``'s rules) whose code says
 what happened in words a user can act on, unless the upload has an outcome already, or was replaced or
-deleted since (then the record is about an upload nobody can ask for any more).
+deleted since (then the record is about an upload nobody can ask for any more). A job's upload is judged by its
+job's claim instead (``handler/jobclaim.py``): the upload that claimed the job gets the record even when a later
+upload to the same form (never processed) replaced the file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from handler import jobstore, metrics, storage
+from handler import jobclaim, jobstore, metrics, storage
 from handler.logs import logger
 from handler.s3.objects import ObjectRef, Processed, entry_point, outputs_of, skip_reason
 from handler.settings import Settings
@@ -109,21 +111,27 @@ def _record_one(ref: ObjectRef, failure: Failure, settings: Settings) -> Process
     skipped = skip_reason(ref, settings)
     if skipped:
         return Processed(ref.bucket, ref.key, "skipped", reason=skipped)
-    now = storage.head_if_present(ref.bucket, ref.key)
-    if now is None:
-        return Processed(ref.bucket, ref.key, "skipped", reason="stale: the object is gone")
-    replaced = (ref.etag and now.etag != ref.etag) or (ref.version_id and now.version_id != ref.version_id)
-    if replaced:
-        reason = "stale: the object was replaced since; its newer upload has its own event"
-        return Processed(ref.bucket, ref.key, "skipped", reason=reason)
     outputs = outputs_of(ref, settings)
-    existing = jobstore.outcome(outputs, now.etag)
+    job_id = jobclaim.job_of(ref.key, settings)
+    holder = jobclaim.claimed(outputs.bucket, settings, job_id) if job_id else None
+    if holder is not None and ref.etag:  # a job's upload: its claim, not the latest object, says whose outcome counts
+        if holder != ref.etag:
+            return Processed(ref.bucket, ref.key, "skipped", reason="not the upload that claimed its job")
+        source: dict[str, Any] = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "version_id": ref.version_id}
+    else:
+        now = storage.head_if_present(ref.bucket, ref.key)
+        if now is None:
+            return Processed(ref.bucket, ref.key, "skipped", reason="stale: the object is gone")
+        replaced = (ref.etag and now.etag != ref.etag) or (ref.version_id and now.version_id != ref.version_id)
+        if replaced:
+            reason = "stale: the object was replaced since; its newer upload has its own event"
+            return Processed(ref.bucket, ref.key, "skipped", reason=reason)
+        source = jobstore.source_of(now)
+    existing = jobstore.outcome(outputs, source["etag"])
     if existing is not None:
         return Processed(ref.bucket, ref.key, "skipped", reason=f"it has its outcome already ({existing.status})")
     metrics.record_error(entry_point(ref, settings), failure.code)
-    key = jobstore.write_error(
-        outputs, jobstore.source_of(now), failure.code, failure.message, invocation=failure.invocation
-    )
+    key = jobstore.write_error(outputs, source, failure.code, failure.message, invocation=failure.invocation)
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     reason = f"{failure.code}: {failure.message}"
     return Processed(ref.bucket, ref.key, "error_record", reason=reason, outputs=[key], timings_ms={"total": elapsed})
