@@ -60,12 +60,20 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grey: scale to 8 bits rather than clipping everything above 255 to white.
-        grey = np.asarray(image, dtype=np.float64)
-        peak = grey.max() if grey.size else 0.0
-        scale = 255.0 / (65535.0 if peak > 255 else 255.0)
-        grey8 = np.clip(grey * scale, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+        return _wide_grey_to_rgb(np.asarray(image))
     if image.mode != "RGB":
         image = image.convert("RGB")  # drops alpha, expands grey/palette, converts CMYK/YCbCr
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def _wide_grey_to_rgb(grey: np.ndarray, band_pixels: int = 1 << 20) -> np.ndarray:
+    """16/32-bit grey scaled to 8 bits rather than clipping everything above 255 to white: 0..65535 to 0..255
+    when any value passes 255. Integer arithmetic a band of rows at a time, so no wide copy of the whole image
+    is ever made (a float64 one would be 8 bytes a pixel)."""
+    divisor = 65535 if grey.size and int(grey.max()) > 255 else 255
+    rgb = np.empty((*grey.shape, 3), np.uint8)
+    rows = max(1, band_pixels // max(grey.shape[1], 1))
+    for start in range(0, grey.shape[0], rows):
+        band = np.clip(grey[start : start + rows].astype(np.int64), 0, divisor) * 255 // divisor
+        rgb[start : start + rows] = band[:, :, None]
+    return rgb

@@ -50,6 +50,19 @@ def test_sixteen_bit_grey_is_scaled_not_clipped():
     assert 100 < rgb[0, 32, 0] < 160  # mid-grey stays mid-grey
 
 
+def test_wide_grey_is_scaled_band_by_band_with_the_same_values():
+    """16-bit PNG/TIFF grey (and 32-bit) go to 8 bits in bands of rows: every band, every edge value alike."""
+    values = np.array([[0, 1, 256, 257, 32767, 65534, 65535, 514]], np.uint16).repeat(5, 0)
+    for kind in ("PNG", "TIFF"):
+        rgb = images.decode(encode(Image.fromarray(values), kind), **LIMITS)
+        assert rgb[:, :, 0].tolist() == [[0, 0, 0, 1, 127, 254, 255, 2]] * 5, kind
+        assert np.array_equal(rgb[:, :, 0], rgb[:, :, 2])
+    wide = np.array([[-5, 0, 70000, 65535, 300]], np.int32).repeat(3, 0)
+    assert images._wide_grey_to_rgb(wide, band_pixels=1)[:, :, 1].tolist() == [[0, 0, 255, 255, 1]] * 3
+    dark = np.array([[0, 17, 255]], np.uint16)  # nothing above 255: kept as it is
+    assert images._wide_grey_to_rgb(dark)[0, :, 0].tolist() == [0, 17, 255]
+
+
 def test_cmyk_jpeg_is_converted():
     assert images.decode(encode(gradient().convert("CMYK"), "JPEG"), **LIMITS).shape == (48, 64, 3)
 
