@@ -122,8 +122,11 @@ def worst_detector(model: torch.nn.Module) -> None:
     anchor scaled up 62.5 times about the anchor's centre, then clipped to the image. Any anchor wider and taller
     than 1/31 of the model input (43 px at 1333) becomes a box covering the whole image. Equal logits for the 80
     classes (background far below) give each class a score of 1/80 on every proposal: at ``confidence`` below
-    ``WORST_SCORE_FLOOR`` each class keeps one box through its NMS, the whole image (every other box overlaps
-    it by more than half), so any image gives 80 objects of the image's full size. Masks stay random.
+    ``WORST_SCORE_FLOOR`` each class keeps its whole-image box through its NMS (every other box overlaps it by
+    more than half): at the normal speed, 80 objects of the image's full size. At rapid speed the model input
+    is small and proposals clipped to a few pixels at the image's border grow into narrower boxes, which the
+    NMS keeps too: PixelLib's cap of 100 then keeps some of those in place of some classes' whole-image boxes.
+    Masks stay random.
     """
     import torch
 

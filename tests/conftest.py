@@ -72,6 +72,21 @@ def dense_segmenter(dense_model_path):
     return Segmenter(Settings(model_path=dense_model_path, detection_speed="rapid"))
 
 
+WORST_MODEL = REPO / ".cache" / "models" / "test_model_worst.pkl"
+
+
+@pytest.fixture(scope="session")
+def worst_segmenter():
+    """``make-test-model --worst``: every class's box covers the whole image (80 objects), the memory worst case."""
+    from handler.cli import main
+    from handler.model import Segmenter
+    from handler.settings import Settings
+
+    if not WORST_MODEL.exists():
+        assert main(["make-test-model", str(WORST_MODEL), "--worst"]) == 0
+    return Segmenter(Settings(model_path=WORST_MODEL, detection_speed="rapid"))
+
+
 @pytest.fixture(scope="session")
 def segmenter(test_model_path):
     from handler.model import get_segmenter

@@ -157,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument(
         "--worst",
         action="store_true",
-        help="the memory worst case: every class's boxes as large as the model can make them (80 objects, each a "
-        "whole-image box) at confidence < 0.01",
+        help="the memory worst case: every class's boxes as large as the model can make them (each of the 80 classes "
+        "has a whole-image box) at confidence < 0.01",
     )
     test_model.add_argument(
         "--backbone", choices=BACKBONE_NAMES, default="resnet50", help="resnet101: PointRend X-101-32x8d-FPN"

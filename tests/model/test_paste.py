@@ -154,28 +154,52 @@ def test_a_box_over_the_whole_image_is_pasted_in_bands_exactly_as_stock():
     assert paste_one(roi[0], boxes[0], height, width).mask.shape == (height, width)
 
 
+class OneMaskAtATime:
+    """A consumer asserting the memory rule: each crop is released before the next object is pasted (the weak
+    reference to the previous mask is dead by then)."""
+
+    def __init__(self) -> None:
+        self.alive: list[weakref.ref] = []
+        self.seen = 0
+
+    def start(self, rgb: np.ndarray, result: Segmentation) -> None:
+        pass
+
+    def add(self, index: int, crop: MaskCrop) -> None:
+        assert all(ref() is None for ref in self.alive), f"object {index}: an earlier mask is still alive"
+        self.alive = [weakref.ref(crop.mask)]
+        self.seen += 1
+
+    def finish(self, result: Segmentation) -> None:
+        pass
+
+
 def test_no_two_objects_masks_are_alive_at_once(dense_segmenter):
-    """The memory rule: each crop is released before the next object is pasted (weak references die)."""
-
-    class Watcher:
-        def __init__(self) -> None:
-            self.alive: list[weakref.ref] = []
-            self.seen = 0
-
-        def start(self, rgb: np.ndarray, result: Segmentation) -> None:
-            pass
-
-        def add(self, index: int, crop: MaskCrop) -> None:
-            assert all(ref() is None for ref in self.alive), f"object {index}: an earlier mask is still alive"
-            self.alive = [weakref.ref(crop.mask)]
-            self.seen += 1
-
-        def finish(self, result: Segmentation) -> None:
-            pass
-
-    watcher = Watcher()
+    watcher = OneMaskAtATime()
     outputs = Outputs(masks="rle", overlay=True, overlay_max_side=300, consumers=[watcher])
-    result = segment_rgb(
-        photo("chelsea.jpg"), dense_segmenter, confidence=0.5, detection_speed="rapid", outputs=outputs
-    )
+    rgb = photo("chelsea.jpg")
+    result = segment_rgb(rgb, dense_segmenter, confidence=0.5, detection_speed="rapid", outputs=outputs)
     assert watcher.seen == len(result) == len(result.masks) == 100 and result.overlay_png
+
+
+@pytest.mark.slow
+def test_worst_model_whole_image_boxes_for_every_class_pasted_in_bands_one_at_a_time(worst_segmenter):
+    """``--worst`` at the normal speed: every class has a box covering the whole image; pasted in bands
+    (5.2 MP > BAND_PIXELS) with stock's RLE bytes, never two masks alive at once, through the engine's path."""
+    rgb = cv2.resize(photo("astronaut.jpg"), (2600, 2000), interpolation=cv2.INTER_LINEAR)
+    height, width = rgb.shape[:2]
+    assert (height + 2) * (width + 2) > BAND_PIXELS
+    found = worst_segmenter.detect(rgb, confidence=0.001, detection_speed="normal")
+    whole = (found.boxes == np.array([0, 0, width, height], np.float32)).all(axis=1)
+    assert len(found) >= 80 and sorted(found.class_ids[whole].tolist()) == list(range(80))
+    areas = (found.boxes[:, 2] - found.boxes[:, 0]) * (found.boxes[:, 3] - found.boxes[:, 1])
+    assert areas.sum() >= 80 * width * height
+
+    watcher = OneMaskAtATime()
+    outputs = Outputs(masks="rle", overlay=True, overlay_max_side=512, consumers=[watcher])
+    result = segment_rgb(rgb, worst_segmenter, confidence=0.001, detection_speed="normal", outputs=outputs)
+    assert watcher.seen == len(result.masks) == len(found) and result.overlay_png
+    boxes = torch.from_numpy(found.boxes)
+    for index in [*np.flatnonzero(whole)[::20], *np.flatnonzero(~whole)[:2]]:  # full-size references are slow
+        full = paste_masks_in_image(found.roi_masks[index : index + 1], boxes[index : index + 1], (height, width))
+        assert result.masks[index]["counts"].encode() == stock_rle(full[0].numpy()), f"object {index}"
