@@ -183,6 +183,7 @@ def test_no_two_objects_masks_are_alive_at_once(dense_segmenter):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 80 pastes of 5.2 MP and five full-size references: minutes on a loaded machine
 def test_worst_model_whole_image_boxes_for_every_class_pasted_in_bands_one_at_a_time(worst_segmenter):
     """``--worst`` at the normal speed: every class has a box covering the whole image; pasted in bands
     (5.2 MP > BAND_PIXELS) with stock's RLE bytes, never two masks alive at once, through the engine's path."""
