@@ -14,12 +14,19 @@ Both sides use it: the worker (``s3/``) writes what it made of an object, the AP
   removes an ``.error.json`` and, when no overlay was asked for, an earlier ``.png``; an error record writes
   ``.error.json``, then removes ``.json`` and ``.png``. Just before writing, the worker checks (HEAD) that the
   object is still the version it read; a stale outcome is dropped, never written over a newer one's.
+- The claim (one processed upload per job): a job's presigned POST can be used again until it expires, and S3
+  cannot refuse a second POST to the same key (its conditional writes exist for PutObject and
+  CompleteMultipartUpload, not for browser-form POSTs). So the worker claims the job before reading the
+  upload, with a conditional PUT (``If-None-Match: *``) of ``<SEG_OUTPUT_PREFIX>jobs/<job_id>/job.claim``
+  holding the upload's etag. Exactly one etag wins; a retry of the same upload finds its own etag and goes on;
+  any other upload is skipped unread. ``GET /jobs/{job_id}`` reads the claim to know whose outputs count.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -166,3 +173,35 @@ def retry_window_s(settings: Settings) -> int:
 
 def stalled(upload: storage.StoredObject, settings: Settings, now: float) -> bool:
     return upload.last_modified is not None and now - upload.last_modified > retry_window_s(settings)
+
+
+# One processed upload per job.
+CLAIM_NAME = "job.claim"
+MAX_CLAIM_BYTES = 4096
+_JOB_UPLOAD = re.compile(r"jobs/([0-9a-f]{32})/[^/]+")
+
+
+def job_of(key: str, settings: Settings) -> str | None:
+    """The job id when ``key`` is a job's upload (``<SEG_INPUT_PREFIX>jobs/<job_id>/<name>``), else None."""
+    if not key.startswith(settings.input_prefix):
+        return None
+    match = _JOB_UPLOAD.fullmatch(key.removeprefix(settings.input_prefix))
+    return match[1] if match else None
+
+
+def claim_key(settings: Settings, job_id: str) -> str:
+    return f"{settings.output_prefix}jobs/{job_id}/{CLAIM_NAME}"
+
+
+def claimed(bucket: str, settings: Settings, job_id: str) -> str | None:
+    """The etag of the upload that claimed the job, or None while no upload has been read."""
+    claim = storage.read_json(bucket, claim_key(settings, job_id), MAX_CLAIM_BYTES)
+    return None if claim is None else str(claim["etag"])
+
+
+def claim(bucket: str, settings: Settings, job_id: str, etag: str) -> str:
+    """Claim the job for the upload with ``etag`` unless another did first; the etag that holds the claim."""
+    body = json.dumps({"etag": etag, "claimed_at": time.time()}).encode()
+    if storage.put_new(bucket, claim_key(settings, job_id), body, "application/json"):
+        return etag
+    return claimed(bucket, settings, job_id) or etag

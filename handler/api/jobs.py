@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
-from handler import jobclaim, jobstore, storage
+from handler import jobstore, storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
 from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
@@ -149,9 +149,9 @@ def _cutout_links(bucket: str, prefix: str, written: dict[str, Any], settings: S
 
 def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, settings: Settings) -> dict[str, Any]:
     """Done, failed or still processing: only outputs made from the upload that claimed the job count (the
-    first one the worker read: a later upload to the same form is ignored, ``handler/jobclaim.py``)."""
+    first one the worker read: a later upload to the same form is ignored, ``handler/jobstore.py``)."""
     outputs = jobstore.Outputs.of(settings.jobs_bucket or "", record["key"], settings)
-    etag = jobclaim.claimed(outputs.bucket, settings, job_id) or upload.etag
+    etag = jobstore.claimed(outputs.bucket, settings, job_id) or upload.etag
     found = jobstore.outcome(outputs, etag)
     if found is None:
         if jobstore.stalled(upload, settings, time.time()):

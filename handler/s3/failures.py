@@ -15,7 +15,7 @@ an SQS message whose body is (AWS's documented shape, events/failure-*.json):
 Each object the request payload names gets an ``.error.json`` (``handler.jobstore``'s rules) whose code says
 what happened in words a user can act on, unless the upload has an outcome already, or was replaced or
 deleted since (then the record is about an upload nobody can ask for any more). A job's upload is judged by its
-job's claim instead (``handler/jobclaim.py``): the upload that claimed the job gets the record even when a later
+job's claim instead (``handler/jobstore.py``): the upload that claimed the job gets the record even when a later
 upload to the same form (never processed) replaced the file.
 """
 
@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from handler import jobclaim, jobstore, metrics, storage
+from handler import jobstore, metrics, storage
 from handler.logs import logger
 from handler.s3.objects import ObjectRef, Processed, entry_point, outputs_of, skip_reason
 from handler.settings import Settings
@@ -112,8 +112,8 @@ def _record_one(ref: ObjectRef, failure: Failure, settings: Settings) -> Process
     if skipped:
         return Processed(ref.bucket, ref.key, "skipped", reason=skipped)
     outputs = outputs_of(ref, settings)
-    job_id = jobclaim.job_of(ref.key, settings)
-    holder = jobclaim.claimed(outputs.bucket, settings, job_id) if job_id else None
+    job_id = jobstore.job_of(ref.key, settings)
+    holder = jobstore.claimed(outputs.bucket, settings, job_id) if job_id else None
     if holder is not None and ref.etag:  # a job's upload: its claim, not the latest object, says whose outcome counts
         if holder != ref.etag:
             return Processed(ref.bucket, ref.key, "skipped", reason="not the upload that claimed its job")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handler import jobclaim, jobstore, metrics, storage
+from handler import jobstore, metrics, storage
 from handler.deadline import LambdaContext
 from handler.engine import (
     LONGEST_NAME,
@@ -164,8 +164,8 @@ def process(
 
 def _second_upload(ref: ObjectRef, stored: storage.StoredObject, settings: Settings) -> str | None:
     """Why this job upload is not processed (another upload claimed its job first), or None."""
-    job_id = jobclaim.job_of(ref.key, settings)
-    if job_id is None or jobclaim.claim(output_bucket(ref, settings), settings, job_id, stored.etag) == stored.etag:
+    job_id = jobstore.job_of(ref.key, settings)
+    if job_id is None or jobstore.claim(output_bucket(ref, settings), settings, job_id, stored.etag) == stored.etag:
         return None
     return f"a second upload to job {job_id[:8]}: only the first one is processed (one upload per job)"
 
@@ -186,7 +186,7 @@ def _cutout_writer(ref: ObjectRef, settings: Settings, options: RequestOptions) 
 def _stale(stored: storage.StoredObject, started: float, settings: Settings) -> Processed | None:
     """A skipped outcome when the object is no longer the version read (the HEAD just before writing). A job's
     upload is exempt: it holds its job's claim, and a later upload to the same form is never processed."""
-    if jobclaim.job_of(stored.key, settings) is not None or jobstore.current(stored) is not None:
+    if jobstore.job_of(stored.key, settings) is not None or jobstore.current(stored) is not None:
         return None
     reason = "stale: the object was replaced or deleted while it was segmented; its newer upload has its own event"
     return Processed(

@@ -118,12 +118,12 @@ def test_a_record_without_its_request_is_reported_back(s3: Any, bucket: str, lam
 def test_the_upload_that_claimed_its_job_gets_the_record_although_a_later_one_replaced_it(
     s3: Any, bucket: str, lambda_handler: Any, settings: Any
 ) -> None:
-    """One processed upload per job (handler/jobclaim.py): a second upload to the form is never segmented, so the
+    """One processed upload per job (handler/jobstore.py): a second upload to the form is never segmented, so the
     first one's failure must still end the job."""
-    from handler import jobclaim
+    from handler import jobstore
 
     first = put(s3, bucket, KEY, PHOTO.read_bytes())
-    assert jobclaim.claim(bucket, settings, "5d41402abc4b2a76b9719d911017c592", first) == first
+    assert jobstore.claim(bucket, settings, "5d41402abc4b2a76b9719d911017c592", first) == first
     put(s3, bucket, KEY, b"a second upload to the same form: ignored")
     answer = lambda_handler(failure_event("sqs-failure-out-of-memory.json", bucket, first), FakeLambdaContext())
     assert answer == {"batchItemFailures": []}

@@ -44,7 +44,7 @@ from moto_fixtures import AWS_ENVIRONMENT
 from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 
-from handler import jobclaim, storage
+from handler import jobstore, storage
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
 from handler.engine.results import SEED_KEYS
 from infra import image_spec, rie
@@ -377,9 +377,9 @@ def check_s3(run: Run, plan: S3Plan, response: dict[str, Any]) -> None:
     for bucket in plan.buckets:
         uploaded = {key for b, key in run.uploads if b == bucket}
         outputs = {output_of(key, suffix) for key in uploaded for suffix in (".json", ".png")}
-        # A job's upload claims its job first (handler/jobclaim.py: one processed upload per job).
+        # A job's upload claims its job first (handler/jobstore.py: one processed upload per job).
         jobs = [re.fullmatch(rf"{re.escape(INPUT_PREFIX)}jobs/([0-9a-f]{{32}})/[^/]+", key) for key in uploaded]
-        claims = {f"{OUTPUT_PREFIX}jobs/{job[1]}/{jobclaim.CLAIM_NAME}" for job in jobs if job}
+        claims = {f"{OUTPUT_PREFIX}jobs/{job[1]}/{jobstore.CLAIM_NAME}" for job in jobs if job}
         assert keys_in(run.s3, bucket) == uploaded | outputs | claims, "the uploads and their results, nothing else"
 
 
