@@ -420,7 +420,8 @@ def test_one_structured_log_line_per_object(s3, bucket, log_lines):
     assert set(by_key) == {SAMPLE_KEY, "uploads/notes.txt", "elsewhere/x.jpg"}
     segmented = by_key[SAMPLE_KEY]
     assert (segmented["level"], segmented["outcome"], segmented["bucket"]) == ("INFO", "segmented", bucket)
-    assert segmented["objects"] == 0  # the random test model finds nothing in astronaut.jpg
+    written = read_json(s3, bucket, f"results/{SAMPLE_KEY.removeprefix('uploads/')}.json")
+    assert segmented["objects"] == len(written["boxes"])  # what the model found, as the result says
     assert set(segmented["timings_ms"]) == {"read", "segment", "total"}
     assert by_key["uploads/notes.txt"]["outcome"] == "error_record"
     assert by_key["uploads/notes.txt"]["reason"].startswith("not_an_image: ")
