@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     submit.add_argument("--api", required=True, help="the API's base URL, e.g. the stack's ApiUrl output")
     submit.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
-    submit.add_argument("--overlay", action="store_true", help="also write <name>.png, the overlay")
+    submit.add_argument("--overlay", action="store_true", help="also write <name.ext>.png, the overlay")
+    submit.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     submit.add_argument("--masks", choices=("rle", "polygons", "none"), default="rle")
     submit.add_argument("--confidence", type=float, default=None, help="0..1 (default: the server's)")
     submit.add_argument("--classes", default=None, help="comma-separated COCO names, e.g. person,car")
@@ -218,7 +219,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     options = {"masks": args.masks, "confidence": args.confidence, "classes": args.classes, "overlay": args.overlay}
     chosen = {name: value for name, value in options.items() if value is not None}
-    report = submit_files(args.api, args.images, args.out, chosen, timeout_s=args.timeout)
+    report = submit_files(args.api, args.images, args.out, chosen, timeout_s=args.timeout, overwrite=args.overwrite)
     print(report.summary())
     return 0 if not report.failed else 1
 

@@ -2,7 +2,8 @@
 
 Per file: ``POST /jobs``, the file POSTed straight to S3 with the returned form fields (a progress bar),
 ``GET /jobs/{job_id}`` with backoff until done or failed (a result too large to inline is fetched from its
-``result_url``), then ``<name>.json`` (and ``<name>.png`` with ``--overlay``) in the output folder. Every
+``result_url``), then ``<name.ext>.json`` (and ``<name.ext>.png`` with ``--overlay``) in the output folder, named
+as ``segment`` names them (``cli/naming.py``: never onto an input or, without ``--overwrite``, a file). Every
 request is retried on 429, 503 and other 5xx (``cli/backoff.py``). Failures are collected with their code and
 message, never fatal.
 """
@@ -22,6 +23,7 @@ import httpx
 from tqdm import tqdm
 
 from handler.cli.backoff import Backoff
+from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
 
 FIRST_POLL_S = 1.0
@@ -129,15 +131,18 @@ class JobsClient:
             raise _s3_error(response)
         return {**state, "result": response.json()}
 
-    def save(self, state: dict[str, Any], path: Path, out_dir: Path) -> list[Path]:
-        written = [out_dir / f"{path.stem}.json"]
-        written[0].write_text(json.dumps(state["result"]))
+    def save(self, state: dict[str, Any], path: Path, targets: Sequence[Path]) -> list[Path]:
+        """``targets``: the result's path, then the overlay's (``OutputPlan.targets``)."""
+        result_path, overlay_path = targets[0], targets[-1]
+        result_path.parent.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(json.dumps(state["result"]))
+        written = [result_path]
         if state.get("overlay_url"):
             response = self.backoff.call(f"overlay of {path.name}", lambda: self.client.get(state["overlay_url"]))
             if response.status_code != 200:
                 raise _s3_error(response)
-            written.append(out_dir / f"{path.stem}.png")
-            written[1].write_bytes(response.content)
+            overlay_path.write_bytes(response.content)
+            written.append(overlay_path)
         return written
 
 
@@ -148,18 +153,23 @@ def submit_files(
     options: dict[str, Any],
     timeout_s: float = 900.0,
     sleep: Callable[[float], None] = time.sleep,
+    overwrite: bool = False,
 ) -> FilesReport:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = FilesReport(verb="done")
+    paths = list(dict.fromkeys(paths))  # a file named twice is sent once
+    plan = OutputPlan(paths, out_dir, overwrite)
+    suffixes = (".json", ".png") if options.get("overlay") else (".json",)
     with httpx.Client(timeout=REQUEST_TIMEOUT) as http:
         jobs = JobsClient(api, http, sleep)
         for path in tqdm(paths, unit="image", desc="submit"):
             try:
+                targets = plan.targets(path, suffixes)  # before the upload: a refusal costs nothing
                 job = jobs.create(path, options)
                 jobs.upload(job, path)
                 state = jobs.wait(job, timeout_s)
-                report.written += jobs.save(state, path, out_dir)
-            except JobFailed as exc:
+                report.written += jobs.save(state, path, targets)
+            except (JobFailed, OutputRefused) as exc:
                 report.failed[path] = str(exc)  # <code>: <message>
                 continue
             except (OSError, httpx.HTTPError) as exc:

@@ -78,17 +78,19 @@ def test_submit_writes_results_and_overlays_and_collects_failures(
 ) -> None:
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a photo")
+    photo = tmp_path / PHOTO.name  # beside notes.jpg: outputs are named relative to the inputs' common folder
+    photo.write_bytes(PHOTO.read_bytes())
     trigger = S3Trigger(lambda_handler, s3, bucket)
     out = tmp_path / "out"
     options = {"confidence": 0, "overlay": True}
-    report = submit_files(api, [PHOTO, notes], out, options, sleep=trigger)
+    report = submit_files(api, [photo, notes], out, options, sleep=trigger)
     assert report.succeeded == 1 and list(report.failed) == [notes]
     assert report.failed[notes].startswith("not_an_image: ")
-    assert sorted(path.name for path in out.iterdir()) == ["astronaut.json", "astronaut.png"]
-    result = json.loads((out / "astronaut.json").read_text())
+    assert sorted(path.name for path in out.iterdir()) == ["astronaut.jpg.json", "astronaut.jpg.png"]
+    result = json.loads((out / "astronaut.jpg.json").read_text())
     width, height = Image.open(PHOTO).size
     assert result["mask_shape"] == [height, width, len(result["class_names"])] and result["class_names"]
-    assert Image.open(out / "astronaut.png").size == (width, height)
+    assert Image.open(out / "astronaut.jpg.png").size == (width, height)
     assert trigger.waits[0] == 1.0 and len(trigger.delivered) == 2
 
 
@@ -134,7 +136,7 @@ def test_submit_retries_429_and_503_honouring_retry_after_and_says_so(
         report = submit_files(front.url, [PHOTO], tmp_path, {"confidence": 0}, sleep=trigger)
     storage.s3_client.cache_clear()
     assert report.succeeded == 1 and not report.failed, report.summary()
-    assert json.loads((tmp_path / "astronaut.json").read_text())["class_names"]
+    assert json.loads((tmp_path / "astronaut.jpg.json").read_text())["class_names"]
     statuses = [status for request, status in front.answered]
     assert statuses[:3] == [429, 503, 201] and statuses.count(429) == 2 and statuses.count(503) == 2
     assert [status for _, status in s3_front.answered if status == 503] == [503, 503]
@@ -183,5 +185,20 @@ def test_submit_follows_result_url_when_the_result_is_not_inlined(
         if item["Key"].endswith(".json")
     ]
     stored = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    assert json.loads((tmp_path / "astronaut.json").read_text()) == stored
+    assert json.loads((tmp_path / "astronaut.jpg.json").read_text()) == stored
     assert report.objects == len(stored["class_names"]) > 0
+
+
+def test_submit_replaces_an_existing_output_only_with_overwrite(tmp_path: Path) -> None:
+    """Names are planned as ``segment`` plans them (cli/naming.py), before any request: the API is never asked."""
+    photo = tmp_path / "a" / "x.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(PHOTO.read_bytes())
+    existing = tmp_path / "out" / "x.jpg.json"
+    existing.parent.mkdir()
+    existing.write_text("{}")
+    unreachable = "http://127.0.0.1:9"  # nothing listens: a request would fail with a connection error
+    report = submit_files(unreachable, [photo], tmp_path / "out", {})
+    assert "already exists; pass --overwrite" in report.failed[photo] and existing.read_text() == "{}"
+    report = submit_files(unreachable, [photo], tmp_path / "out", {}, overwrite=True)
+    assert report.failed[photo].startswith("ConnectError")  # allowed to replace it: the job was asked for
