@@ -14,7 +14,8 @@ edge 800, long edge at most 1333) and the same confidence, every path starting f
            Gateway HTTP API v2 event through ``lambda_handler`` (Mangum, FastAPI, its worker thread), in a
            process that imported ``handler.lambda_function`` as Lambda's init does
   (b)      ours, the engine in the main thread of that process: ``segment_bytes`` + ``json.dumps(to_json())``
-  (b0)     ours, the bare model forward inside (b) (``timings_ms["model"]``)
+  (b0)     ours, the bare model forward inside (b_http) (its answer's ``timings_ms["model"]``); (b) and
+           (b_http) take turns at going first (the first image after a change of size costs more)
   (c)      the ancestor PixelLibAPI's request path: upload bytes written to a temp file,
            ``segmentImage(path)``, its JSON (boxes, class_ids, class_names, mask_shape, object_counts, scores),
            in the stock engine's process
