@@ -30,13 +30,16 @@ def test_renew_replaces_clients_session_seeds_and_time_budget(moto_endpoint, mon
     time_budget.record(99_999.0, "normal", 1.0, 1)  # far slower than the reference: as a snapshot's first run
     random.seed(1), np.random.seed(1), torch.manual_seed(1)  # as a seed set during the init would be
     states = random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state().clone()
+    # Earlier tests in this process may have cached signing clients of other endpoints: all of them go.
+    cached = storage.s3_client.cache_info().currsize, storage._signing_client.cache_info().currsize
+    assert cached[0] >= 1 and cached[1] >= 1
 
     details = snapstart.renew()
 
     assert storage.s3_client() is not client and storage.signing_client() is not signing
     assert boto3.DEFAULT_SESSION is not session
     assert storage.bucket_origin("some-bucket") == origin  # the same origin, signed again by the new client
-    assert details["s3_clients_dropped"] == 1 and details["signing_clients_dropped"] == 1
+    assert (details["s3_clients_dropped"], details["signing_clients_dropped"]) == cached
     assert time_budget.slowdown() == 1.0  # back to the reference, as before any image
     assert random.getstate() != states[0]
     assert not np.array_equal(np.random.get_state()[1], states[1])
