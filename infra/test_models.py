@@ -102,12 +102,8 @@ def dense_detector(model: torch.nn.Module) -> None:
     """
     import torch
 
-    rpn = model.proposal_generator.rpn_head
-    box_predictor = model.roi_heads.box_predictor
+    box_predictor = _anchors_as_boxes(model)
     with torch.no_grad():
-        for layer in (rpn.anchor_deltas, rpn.objectness_logits, box_predictor.bbox_pred, box_predictor.cls_score):
-            layer.weight.zero_()
-            layer.bias.zero_()
         box_predictor.cls_score.bias[DENSE_CLASS] = DENSE_LOGIT
 
 
@@ -130,14 +126,24 @@ def worst_detector(model: torch.nn.Module) -> None:
     """
     import torch
 
+    box_predictor = _anchors_as_boxes(model)
+    with torch.no_grad():
+        weights = box_predictor.box2box_transform.weights  # deltas are divided by these
+        clamp = box_predictor.box2box_transform.scale_clamp
+        box_predictor.bbox_pred.bias[2::4] = 2 * clamp * weights[2]  # dw past the clamp
+        box_predictor.bbox_pred.bias[3::4] = 2 * clamp * weights[3]  # dh past the clamp
+        box_predictor.cls_score.bias[-1] = -DENSE_LOGIT  # background: never
+
+
+def _anchors_as_boxes(model: torch.nn.Module) -> torch.nn.Module:
+    """Zero the RPN's deltas and objectness and the box head's regression and classifier: the proposals are
+    the anchors themselves, all levels alike, and the boxes the proposals. Returns the box predictor."""
+    import torch
+
     rpn = model.proposal_generator.rpn_head
     box_predictor = model.roi_heads.box_predictor
     with torch.no_grad():
         for layer in (rpn.anchor_deltas, rpn.objectness_logits, box_predictor.bbox_pred, box_predictor.cls_score):
             layer.weight.zero_()
             layer.bias.zero_()
-        weights = box_predictor.box2box_transform.weights  # deltas are divided by these
-        clamp = box_predictor.box2box_transform.scale_clamp
-        box_predictor.bbox_pred.bias[2::4] = 2 * clamp * weights[2]  # dw past the clamp
-        box_predictor.bbox_pred.bias[3::4] = 2 * clamp * weights[3]  # dh past the clamp
-        box_predictor.cls_score.bias[-1] = -DENSE_LOGIT  # background: never
+    return box_predictor
