@@ -258,6 +258,21 @@ def put_report(s3: Any, bucket: str, failed_rows: str) -> None:
     s3.put_object(Bucket=bucket, Key=f"{base}/manifest.json", Body=json.dumps(manifest).encode())
 
 
+def retry_job_request(bucket: str, manifest_key: str, rows: str, fields: list[str]) -> dict:
+    """The create_job request of ``--retry-failed``: a CSV manifest of the failed rows, with these fields."""
+    request = job_request(bucket, "", {})
+    del request["ManifestGenerator"]
+    request["Manifest"] = {
+        "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": fields},
+        "Location": {
+            "ObjectArn": f"arn:aws:s3:::{bucket}/{manifest_key}",
+            "ETag": hashlib.md5(rows.encode()).hexdigest(),  # noqa: S324 (S3's ETag of a single-part upload)
+        },
+    }
+    request["Description"] = f"pointrend retry of 2 failed tasks of job {OLD_JOB}"
+    return request
+
+
 def test_retry_failed_makes_a_manifest_of_the_failed_rows_and_a_job_over_it(clients, bucket, capsys):
     failed = (
         f"{bucket},uploads/slow.jpg,,failed,500,TemporaryFailure,SlowDown: simulated\n"
@@ -267,16 +282,7 @@ def test_retry_failed_makes_a_manifest_of_the_failed_rows_and_a_job_over_it(clie
     clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
     manifest_key = f"results/batch-operations/retries/job-{OLD_JOB}.csv"
     rows = f"{bucket},uploads/slow.jpg\n{bucket},uploads/Summer+2024/caf%C3%A9.jpg\n"
-    request = job_request(bucket, "", {})
-    del request["ManifestGenerator"]
-    request["Manifest"] = {
-        "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-        "Location": {
-            "ObjectArn": f"arn:aws:s3:::{bucket}/{manifest_key}",
-            "ETag": hashlib.md5(rows.encode()).hexdigest(),  # noqa: S324 (S3's ETag of a single-part upload)
-        },
-    }
-    request["Description"] = f"pointrend retry of 2 failed tasks of job {OLD_JOB}"
+    request = retry_job_request(bucket, manifest_key, rows, ["Bucket", "Key"])
     clients.control.add_response("create_job", {"JobId": JOB_ID}, request)
     assert run(args("--retry-failed", OLD_JOB), clients) == 0
     assert clients.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode() == rows
@@ -318,16 +324,7 @@ def test_retry_failed_keeps_each_tasks_version(clients, bucket, capsys):
         f"{bucket},uploads/slow.jpg,3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY\n"
         f"{bucket},uploads/b.jpg,UIORUnfndfiufdisojhr398493jfdkjFJjkndnqUifhnw89493jJFJ\n"
     )
-    request = job_request(bucket, "", {})
-    del request["ManifestGenerator"]
-    request["Manifest"] = {
-        "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key", "VersionId"]},
-        "Location": {
-            "ObjectArn": f"arn:aws:s3:::{bucket}/{manifest_key}",
-            "ETag": hashlib.md5(rows.encode()).hexdigest(),  # noqa: S324 (S3's ETag of a single-part upload)
-        },
-    }
-    request["Description"] = f"pointrend retry of 2 failed tasks of job {OLD_JOB}"
+    request = retry_job_request(bucket, manifest_key, rows, ["Bucket", "Key", "VersionId"])
     clients.control.add_response("create_job", {"JobId": JOB_ID}, request)
     assert run(args("--retry-failed", OLD_JOB), clients) == 0
     assert clients.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode() == rows
