@@ -17,6 +17,7 @@ from handler.model.pixellib import (
     get_uncertain_point_coords_on_grid,
     mask_rcnn_inference,
 )
+from handler.model.winograd import use_winograd
 
 
 def fold_frozen_batchnorms(model: torch.nn.Module) -> int:
@@ -99,4 +100,6 @@ def optimise(model: torch.nn.Module, *, channels_last: bool = False) -> torch.nn
     if channels_last:
         fuse_convolutions(model)
         use_channels_last(model)  # after fusing: it wraps the backbone's (fused) forward
+    else:
+        use_winograd(model)  # after the fold: it takes the folded weights and biases
     return model

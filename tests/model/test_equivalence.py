@@ -1,13 +1,13 @@
 """Our Segmenter against stock PixelLib (its own ``load_model`` + ``segmentFrame``) on the same weights file.
 
-Test models carry trained-like batch-norm statistics, so every speed-up (the batch-norm fold, the predicted-class
-refinement) is at work. On models whose outputs are stable (the dense test models: boxes are the anchors,
-scores saturated at 1.0) the outputs must agree: same classes, boxes within 1 px, mask IoU >= 0.99. On the
-plain random model, whose scores and boxes amplify last-bit differences, each stage's tensors must agree
-within the relative errors below (docs/models.md has the measured figures).
+Test models carry trained-like batch-norm statistics, so every speed-up (the batch-norm fold, Winograd's 3x3
+convolutions, the predicted-class refinement) is at work. On models whose outputs are stable (the dense test models:
+boxes are the anchors, scores saturated at 1.0) the outputs must agree: same classes, boxes within 1 px, mask IoU >=
+0.99. On the plain random model, whose scores and boxes amplify last-bit differences, each stage's tensors must
+agree within the relative errors below (docs/models.md has the measured figures).
 
-Images are cropped wider than 5:3 so that PixelLib's "rapid" input size, which sets only the longest edge
-(its ``INPUT_MIN_SIZE_TEST`` typo), and ours (both edges) resize them to the same model input.
+Images are cropped wider than 5:3 so that PixelLib's "rapid" input size, which sets only the longest edge (its
+``INPUT_MIN_SIZE_TEST`` typo), and ours (both edges) resize them to the same model input.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from handler.engine import images
 from handler.model import Segmenter
 from handler.settings import Settings
 
-# |ours - stock| / |stock| per stage, on the plain random model (where nothing saturates).
+# |ours - stock| / |stock| per stage, on the plain random model (where nothing saturates). Stock itself moves this
+# much between CPUs: stock under oneDNN's AVX or SSE4.1 kernels against stock under AVX2, same machine, gave
+# features 2.2e-6, proposals 5.9e-5, box scores 1.8e-4, mask logits 9.4e-4 (docs/models.md).
 STAGE_TOLERANCE = {
-    "features": 1e-5,  # FPN outputs p2..p6: the folded batch-norms round differently
-    "proposals": 1e-4,
+    "features": 1e-5,  # FPN outputs p2..p6: the folded batch-norms and Winograd's transforms round differently
+    "proposals": 5e-4,  # box coordinates: 5e-4 of a 333 px edge is 0.17 px
     "objectness": 1e-4,
-    "box_scores": 1e-3,  # class logits of every proposal
+    "box_scores": 2e-3,  # class logits of every proposal
     "mask_logits": 1e-2,  # the predicted class's final 224x224 logits (a changed uncertain point moves a few)
 }
 BOX_PX = 1

@@ -1,0 +1,157 @@
+"""Winograd F(4x4, 3x3) for the model's wide 3x3 convolutions: the same convolution in 4x fewer multiplications.
+
+Almost all of the forward's time is convolutions, and most of their FLOPs are 3x3, stride-1 convolutions on
+256 or 512 channels: the FPN's output convolutions, the RPN's head and the ResNet's res4/res5 blocks. Lavin &
+Gray's minimal filtering algorithm computes each 4x4 output tile from a 6x6 input tile with 36 products per
+input/output channel pair instead of 144: the input tiles and the weights are transformed (additions and
+small constant multiples), multiplied as 36 matrix products, and transformed back. PyTorch's CPU convolution
+(oneDNN) has no Winograd kernel for float32 on AVX2 machines, so the transforms run as tensor operations on
+bands of tile rows (bounded memory, cache-sized) and the products as one batched matmul per band.
+
+Its float32 results differ from the direct convolution's by rounding only: both are within about 1e-6
+(relative) of the exact float64 result; docs/models.md has the figures and tests/model/test_winograd.py
+checks them. Convolutions where the transforms cost more than they save (few channels, small maps) keep
+PyTorch's own path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+TILE = 4  # output tile edge (m)
+ALPHA = 6  # input tile edge: m + r - 1
+B_T = (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+)
+G = (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+)
+A_T = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+
+MIN_CHANNELS = 256  # below this the transforms cost more than the products they save (measured: docs/performance.md)
+MIN_PIXELS = 1024  # the same for small feature maps
+BAND_BYTES = 16 << 20  # per transformed buffer: keeps a band's working set near the caches
+_G_KRON = torch.kron(torch.tensor(G, dtype=torch.float64), torch.tensor(G, dtype=torch.float64)).float()  # (36, 9)
+
+
+def transform_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(K, C, 3, 3) weights -> (36, K, C): G w G^T for every channel pair, as one matmul with G (x) G."""
+    out_channels, channels = weight.shape[:2]
+    u = torch.mm(_G_KRON.to(weight.dtype), weight.reshape(out_channels * channels, 9).t())
+    return u.view(ALPHA * ALPHA, out_channels, channels)
+
+
+def _combine(parts: Sequence[torch.Tensor], coefficients: Sequence[float], out: torch.Tensor) -> torch.Tensor:
+    """``out = sum(c * p)`` over the non-zero coefficients, in place."""
+    first = True
+    for part, coefficient in zip(parts, coefficients, strict=True):
+        if coefficient == 0:
+            continue
+        if first:
+            out.copy_(part) if coefficient == 1 else torch.mul(part, coefficient, out=out)
+            first = False
+        else:
+            out.add_(part, alpha=coefficient)
+    return out
+
+
+def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.conv2d(x, w, bias, padding=1)`` for one (1, C, H, W) image, with ``u = transform_weight(w)``."""
+    _, channels, height, width = x.shape
+    out_channels = u.shape[1]
+    tiles_y, tiles_x = -(-height // TILE), -(-width // TILE)
+    # One pixel of zero padding on the top and left (the convolution's own), enough on the bottom and right
+    # for whole tiles.
+    padded = F.pad(x, (1, TILE * tiles_x + 1 - width, 1, TILE * tiles_y + 1 - height))[0]
+    out = x.new_empty(out_channels, tiles_y, TILE, tiles_x, TILE)
+    band = max(1, min(tiles_y, BAND_BYTES // (ALPHA * ALPHA * max(channels, out_channels) * tiles_x * 4)))
+    v = x.new_empty(ALPHA * ALPHA, channels, band, tiles_x)
+    m = x.new_empty(ALPHA * ALPHA, out_channels, band * tiles_x)
+    rows_done = x.new_empty(ALPHA, channels, band, padded.shape[2])
+    half_done = x.new_empty(TILE, ALPHA, out_channels, band, tiles_x)
+    for first in range(0, tiles_y, band):
+        n = min(band, tiles_y - first)
+        strip = padded[:, TILE * first : TILE * (first + n) + ALPHA - TILE]
+        # Input transform B^T d B: along the rows of every tile, then along its columns.
+        rows = [strip[:, j : j + TILE * (n - 1) + 1 : TILE] for j in range(ALPHA)]
+        by_rows = [_combine(rows, B_T[i], rows_done[i, :, :n]) for i in range(ALPHA)]
+        v_band = v[:, :, :n]
+        for i, row in enumerate(by_rows):
+            columns = [row[..., j : j + TILE * (tiles_x - 1) + 1 : TILE] for j in range(ALPHA)]
+            for k in range(ALPHA):
+                _combine(columns, B_T[k], v_band[i * ALPHA + k])
+        products = m[:, :, : n * tiles_x]
+        torch.matmul(u, v_band.reshape(ALPHA * ALPHA, channels, n * tiles_x), out=products)
+        products = products.view(ALPHA, ALPHA, out_channels, n, tiles_x)
+        # Output transform A^T M A, written straight into each tile's place.
+        by_rows = [_combine(list(products), A_T[i], half_done[i, :, :, :n]) for i in range(TILE)]
+        out_band = out[:, first : first + n]
+        for i, row in enumerate(by_rows):
+            for k in range(TILE):
+                _combine(list(row), A_T[k], out_band[:, :, i, :, k])
+    y = out.view(1, out_channels, tiles_y * TILE, tiles_x * TILE)
+    if bias is not None:
+        y.add_(bias.view(1, -1, 1, 1))
+    # detectron2 pads its input to a multiple of 32, so the crop is almost always the whole tensor.
+    return y if y.shape[2:] == (height, width) else y[:, :, :height, :width].contiguous()
+
+
+def _suits(conv: torch.nn.Module) -> bool:
+    return (
+        isinstance(conv, torch.nn.Conv2d)
+        and conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and conv.in_channels >= MIN_CHANNELS
+        and getattr(conv, "norm", None) is None  # after the batch-norm fold
+    )
+
+
+def _worth_it(x: torch.Tensor) -> bool:
+    return (
+        x.dim() == 4
+        and x.shape[0] == 1
+        and x.shape[2] * x.shape[3] >= MIN_PIXELS
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+    )
+
+
+def _winograd_forward(conv: torch.nn.Conv2d, original: Callable) -> Callable:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if not _worth_it(x):
+            return original(x)
+        # The transformed weights are 4x the size of the weights: made per call (one small matmul) rather
+        # than kept, so the resident model stays the size of its file.
+        y = winograd_conv3x3(x, transform_weight(conv.weight), conv.bias)
+        activation = getattr(conv, "activation", None)
+        return activation(y) if activation is not None else y
+
+    return forward
+
+
+def use_winograd(model: torch.nn.Module) -> int:
+    """Route every suitable 3x3 convolution through ``winograd_conv3x3``; how many."""
+    count = 0
+    for module in model.modules():
+        if _suits(module):
+            module.forward = _winograd_forward(module, module.forward)
+            count += 1
+    return count
