@@ -14,7 +14,9 @@ objects as ``--min-objects``, one polygon list per object, the overlay a PNG. An
    2 and queues 6, and answers 503 beyond that; a 503 counts as an error here).
 
 For each phase: p50/p95 latency, errors, RSS after warm-up and at the end, open file descriptors
-(/proc/<pid>/fd) after warm-up and at the end. The last line sums both phases:
+(/proc/<pid>/fd) after warm-up and at the end, RSS after every tenth of the requests, and the growth over the
+second half alone (``late_growth_pct``): a leak keeps growing there, a high-water mark levels off. A count of 0
+skips its phase. The last line sums both phases:
 ``soak_errors=<n> rss_growth_pct=<x.xx> p95_ms=<n> objects=<fewest in any answer>`` with the larger growth and
 the larger p95 of the two. Target: rss_growth_pct <= 5 with no errors.
 
@@ -74,10 +76,23 @@ class Phase:
     rss_end_kib: int = 0
     fds_warm: int = 0
     fds_end: int = 0
+    rss_trace_kib: list[int] = field(default_factory=list)  # after each timed request
 
     @property
     def rss_growth_pct(self) -> float:
         return (self.rss_end_kib - self.rss_warm_kib) / self.rss_warm_kib * 100
+
+    @property
+    def late_growth_pct(self) -> float:
+        """Growth over the second half of the run: a leak keeps it up, a high-water mark brings it to ~0."""
+        half = self.rss_trace_kib[len(self.rss_trace_kib) // 2]
+        return (self.rss_end_kib - half) / half * 100
+
+    def trace(self) -> str:
+        """RSS (MiB) after warm-up and after each tenth of the timed requests."""
+        count = len(self.rss_trace_kib)
+        points = [self.rss_warm_kib] + [self.rss_trace_kib[max(0, count * k // 10 - 1)] for k in range(1, 11)]
+        return " ".join(f"{kib / 1024:.0f}" for kib in points)
 
     @property
     def p95_ms(self) -> float:
@@ -88,8 +103,9 @@ class Phase:
             f"{self.name}: n={len(self.latencies_ms)} p50_ms={statistics.median(self.latencies_ms):.0f} "
             f"p95_ms={self.p95_ms:.0f} max_ms={max(self.latencies_ms):.0f} errors={len(self.errors)} "
             f"rss_warm_mib={self.rss_warm_kib / 1024:.1f} rss_end_mib={self.rss_end_kib / 1024:.1f} "
-            f"rss_growth_pct={self.rss_growth_pct:.2f} fds_warm={self.fds_warm} fds_end={self.fds_end} "
-            f"fewest_objects={self.fewest_objects}"
+            f"rss_growth_pct={self.rss_growth_pct:.2f} late_growth_pct={self.late_growth_pct:.2f} "
+            f"fds_warm={self.fds_warm} fds_end={self.fds_end} fewest_objects={self.fewest_objects}\n"
+            f"  rss_mib after warm-up, then after each tenth: {self.trace()}"
         )
 
 
@@ -151,6 +167,7 @@ def lambda_phase(event_path: Path, warmup: int, count: int, min_objects: int) ->
     for n in range(count):
         elapsed, error = invoke(n)
         phase.latencies_ms.append(elapsed)
+        phase.rss_trace_kib.append(rss_kib())
         if error:
             phase.errors.append(error)
     phase.rss_end_kib, phase.fds_end = rss_kib(), open_fds()
@@ -210,6 +227,7 @@ def serve_phase(event_path: Path, warmup: int, count: int, workers: int, min_obj
                 phase.rss_warm_kib, phase.fds_warm = rss_kib(server.pid), open_fds(server.pid)
                 for elapsed, error in pool.map(lambda _: send(client), range(count)):
                     phase.latencies_ms.append(elapsed)
+                    phase.rss_trace_kib.append(rss_kib(server.pid))
                     if error:
                         phase.errors.append(error)
             phase.rss_end_kib, phase.fds_end = rss_kib(server.pid), open_fds(server.pid)
@@ -281,10 +299,15 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    phases = [lambda_phase(args.event, args.warmup, args.sequential, args.min_objects)]
-    print(phases[0].report(), flush=True)
-    phases.append(serve_phase(args.event, args.warmup, args.concurrent, args.workers, args.min_objects))
-    print(phases[1].report(), flush=True)
+    phases = []
+    if args.sequential:
+        phases.append(lambda_phase(args.event, args.warmup, args.sequential, args.min_objects))
+        print(phases[-1].report(), flush=True)
+    if args.concurrent:
+        phases.append(serve_phase(args.event, args.warmup, args.concurrent, args.workers, args.min_objects))
+        print(phases[-1].report(), flush=True)
+    if not phases:
+        raise SystemExit("nothing to run: --sequential and --concurrent are both 0")
     for phase in phases:
         for error in phase.errors[:5]:
             print(f"  {phase.name} error: {error}")

@@ -1,14 +1,15 @@
 """Winograd F(4x4, 3x3) for the model's wide 3x3 convolutions: the same convolution in 4x fewer multiplications.
 
 Almost all of the forward's time is convolutions, and most of their FLOPs are 3x3, stride-1 convolutions on
-256 or 512 channels: the FPN's output convolutions, the RPN's head and the ResNet's res4/res5 blocks. Lavin &
+128 to 512 channels: the FPN's output convolutions, the RPN's head and the ResNet's res3-res5 blocks. Lavin &
 Gray's minimal filtering algorithm computes each 4x4 output tile from a 6x6 input tile with 36 products per
 input/output channel pair instead of 144: the input tiles and the weights are transformed (additions and
 small constant multiples), multiplied as 36 matrix products, and transformed back. PyTorch's CPU convolution
-(oneDNN) has no Winograd kernel for float32 on AVX2 machines, so the transforms run as tensor operations on
-bands of tile rows (bounded memory, cache-sized) and the products as one batched matmul per band.
+(oneDNN) has no Winograd kernel for float32 on AVX2 machines, so each band of tile rows (bounded memory,
+cache-sized) runs as three matmuls: the input transform, the 36 products (one batched matmul), the output
+transform.
 
-Its float32 results differ from the direct convolution's by rounding only: both are within about 1e-6
+Its float32 results differ from the direct convolution's by rounding only: both are within about 2e-6
 (relative) of the exact float64 result; docs/models.md has the figures and tests/model/test_winograd.py
 checks them. Convolutions where the transforms cost more than they save (few channels, small maps) keep
 PyTorch's own path.
@@ -16,7 +17,7 @@ PyTorch's own path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,10 +42,18 @@ G = (
 )
 A_T = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
-MIN_CHANNELS = 256  # below this the transforms cost more than the products they save (measured: docs/performance.md)
+MIN_CHANNELS = 128  # below this the transforms cost more than the products they save (measured: docs/performance.md)
 MIN_PIXELS = 1024  # the same for small feature maps
 BAND_BYTES = 16 << 20  # per transformed buffer: keeps a band's working set near the caches
-_G_KRON = torch.kron(torch.tensor(G, dtype=torch.float64), torch.tensor(G, dtype=torch.float64)).float()  # (36, 9)
+
+
+def _kron(matrix: tuple[tuple[float, ...], ...]) -> torch.Tensor:
+    """The transform of a square tile as one matrix: (M (x) M)[p*n+q, a*k+b] = M[p, a] * M[q, b]."""
+    exact = torch.tensor(matrix, dtype=torch.float64)
+    return torch.kron(exact, exact).float()
+
+
+_G_KRON, _B_KRON, _A_KRON = _kron(G), _kron(B_T), _kron(A_T)  # (36, 9), (36, 36), (16, 36)
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -52,20 +61,6 @@ def transform_weight(weight: torch.Tensor) -> torch.Tensor:
     out_channels, channels = weight.shape[:2]
     u = torch.mm(_G_KRON.to(weight.dtype), weight.reshape(out_channels * channels, 9).t())
     return u.view(ALPHA * ALPHA, out_channels, channels)
-
-
-def _combine(parts: Sequence[torch.Tensor], coefficients: Sequence[float], out: torch.Tensor) -> torch.Tensor:
-    """``out = sum(c * p)`` over the non-zero coefficients, in place."""
-    first = True
-    for part, coefficient in zip(parts, coefficients, strict=True):
-        if coefficient == 0:
-            continue
-        if first:
-            out.copy_(part) if coefficient == 1 else torch.mul(part, coefficient, out=out)
-            first = False
-        else:
-            out.add_(part, alpha=coefficient)
-    return out
 
 
 def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -78,35 +73,34 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     padded = F.pad(x, (1, TILE * tiles_x + 1 - width, 1, TILE * tiles_y + 1 - height))[0]
     out = x.new_empty(out_channels, tiles_y, TILE, tiles_x, TILE)
     band = max(1, min(tiles_y, BAND_BYTES // (ALPHA * ALPHA * max(channels, out_channels) * tiles_x * 4)))
-    v = x.new_empty(ALPHA * ALPHA, channels, band, tiles_x)
-    m = x.new_empty(ALPHA * ALPHA, out_channels, band * tiles_x)
-    rows_done = x.new_empty(ALPHA, channels, band, padded.shape[2])
-    half_done = x.new_empty(TILE, ALPHA, out_channels, band, tiles_x)
+    # Flat buffers: the first n rows' worth of each is contiguous, also for a last, shorter band.
+    tiles_buffer, v_buffer = (x.new_empty(ALPHA * ALPHA * channels * band * tiles_x) for _ in range(2))
+    m_buffer = x.new_empty(ALPHA * ALPHA * out_channels * band * tiles_x)
+    y_buffer = x.new_empty(TILE * TILE * out_channels * band * tiles_x)
     for first in range(0, tiles_y, band):
         n = min(band, tiles_y - first)
-        strip = padded[:, TILE * first : TILE * (first + n) + ALPHA - TILE]
-        # Input transform B^T d B: along the rows of every tile, then along its columns.
-        rows = [strip[:, j : j + TILE * (n - 1) + 1 : TILE] for j in range(ALPHA)]
-        by_rows = [_combine(rows, B_T[i], rows_done[i, :, :n]) for i in range(ALPHA)]
-        v_band = v[:, :, :n]
-        for i, row in enumerate(by_rows):
-            columns = [row[..., j : j + TILE * (tiles_x - 1) + 1 : TILE] for j in range(ALPHA)]
-            for k in range(ALPHA):
-                _combine(columns, B_T[k], v_band[i * ALPHA + k])
-        products = m[:, :, : n * tiles_x]
-        torch.matmul(u, v_band.reshape(ALPHA * ALPHA, channels, n * tiles_x), out=products)
-        products = products.view(ALPHA, ALPHA, out_channels, n, tiles_x)
-        # Output transform A^T M A, written straight into each tile's place.
-        by_rows = [_combine(list(products), A_T[i], half_done[i, :, :, :n]) for i in range(TILE)]
-        out_band = out[:, first : first + n]
-        for i, row in enumerate(by_rows):
-            for k in range(TILE):
-                _combine(list(row), A_T[k], out_band[:, :, i, :, k])
-    y = out.view(1, out_channels, tiles_y * TILE, tiles_x * TILE)
+        points = n * tiles_x
+        # Every 6x6 input tile of the band (overlapping by 2), laid out tile element first: (36, C, n, tiles_x).
+        windows = (
+            padded[:, TILE * first : TILE * (first + n) + ALPHA - TILE].unfold(1, ALPHA, TILE).unfold(2, ALPHA, TILE)
+        )
+        tiles = tiles_buffer[: ALPHA * ALPHA * channels * points].view(ALPHA, ALPHA, channels, n, tiles_x)
+        tiles.copy_(windows.permute(3, 4, 0, 1, 2))
+        # B^T d B for every tile and channel at once, as (B^T (x) B^T) applied to the 36 tile elements.
+        v = v_buffer[: ALPHA * ALPHA * channels * points].view(ALPHA * ALPHA, channels * points)
+        torch.mm(_B_KRON, tiles.view(ALPHA * ALPHA, channels * points), out=v)
+        # The 36 products: output channels x input channels, per tile-element frequency.
+        m = m_buffer[: ALPHA * ALPHA * out_channels * points].view(ALPHA * ALPHA, out_channels, points)
+        torch.bmm(u, v.view(ALPHA * ALPHA, channels, points), out=m)
+        # A^T M A, then each 4x4 output tile into its place.
+        y = y_buffer[: TILE * TILE * out_channels * points].view(TILE * TILE, out_channels * points)
+        torch.mm(_A_KRON, m.view(ALPHA * ALPHA, out_channels * points), out=y)
+        out[:, first : first + n].copy_(y.view(TILE, TILE, out_channels, n, tiles_x).permute(2, 3, 0, 4, 1))
+    result = out.view(1, out_channels, tiles_y * TILE, tiles_x * TILE)
     if bias is not None:
-        y.add_(bias.view(1, -1, 1, 1))
+        result.add_(bias.view(1, -1, 1, 1))
     # detectron2 pads its input to a multiple of 32, so the crop is almost always the whole tensor.
-    return y if y.shape[2:] == (height, width) else y[:, :, :height, :width].contiguous()
+    return result if result.shape[2:] == (height, width) else result[:, :, :height, :width].contiguous()
 
 
 def _suits(conv: torch.nn.Module) -> bool:

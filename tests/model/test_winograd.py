@@ -17,7 +17,7 @@ def relative_error(value: torch.Tensor, exact: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(
     ("channels", "out_channels", "height", "width"),
-    [(256, 256, 64, 96), (256, 256, 37, 51), (512, 512, 25, 42), (256, 128, 9, 7), (256, 256, 1, 1)],
+    [(256, 256, 64, 96), (128, 128, 40, 56), (256, 256, 37, 51), (512, 512, 25, 42), (256, 128, 9, 7), (256, 256, 1, 1)],
 )
 @pytest.mark.parametrize("bias", [True, False])
 def test_it_is_the_convolution_within_float32_rounding(channels, out_channels, height, width, bias):
@@ -51,8 +51,8 @@ def test_the_wide_3x3_convolutions_take_it_and_give_the_same_features():
     stock = build_pointrend("resnet50", 80, init_weights=False).eval()
     stock.load_state_dict(model.state_dict())
     fold_frozen_batchnorms(model)  # as optimise() does first: the backbone's convolutions then carry no norm
-    # res4 (6) and res5 (3) blocks' 3x3, the FPN's four output convolutions, the RPN head: 256+ channels.
-    assert use_winograd(model) == 14
+    # res3 (4), res4 (6) and res5 (3) blocks' 3x3, the FPN's four output convolutions, the RPN head: 128+ channels.
+    assert use_winograd(model) == 18
     assert use_winograd(build_pointrend("resnet101", 80, init_weights=False)) == 5  # X-101's 3x3 are grouped
     image = torch.rand(1, 3, 256, 320) * 255
     with torch.inference_mode():
@@ -64,7 +64,8 @@ def test_the_wide_3x3_convolutions_take_it_and_give_the_same_features():
 
 def test_small_maps_and_batches_keep_the_direct_path():
     conv = torch.nn.Conv2d(256, 256, 3, padding=1)
-    use_winograd(torch.nn.Sequential(conv))
+    narrow = torch.nn.Conv2d(64, 64, 3, padding=1)
+    assert use_winograd(torch.nn.Sequential(conv, narrow)) == 1
     calls = []
     with torch.inference_mode():
         for shape in [(1, 256, 8, 8), (2, 256, 40, 40), (1, 256, 32, MIN_PIXELS // 32)]:
