@@ -17,7 +17,14 @@ def relative_error(value: torch.Tensor, exact: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(
     ("channels", "out_channels", "height", "width"),
-    [(256, 256, 64, 96), (128, 128, 40, 56), (256, 256, 37, 51), (512, 512, 25, 42), (256, 128, 9, 7), (256, 256, 1, 1)],
+    [
+        (256, 256, 64, 96),
+        (128, 128, 40, 56),
+        (256, 256, 37, 51),
+        (512, 512, 25, 42),
+        (256, 128, 9, 7),
+        (256, 256, 1, 1),
+    ],
 )
 @pytest.mark.parametrize("bias", [True, False])
 def test_it_is_the_convolution_within_float32_rounding(channels, out_channels, height, width, bias):
