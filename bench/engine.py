@@ -19,7 +19,6 @@ edge 800, long edge at most 1333) and the same confidence, every path starting f
   (c)      the ancestor PixelLibAPI's request path: upload bytes written to a temp file,
            ``segmentImage(path)``, its JSON (boxes, class_ids, class_names, mask_shape, object_counts, scores),
            in the stock engine's process
-  info: (b') our Segmenter with the ``channels_last`` option (faster, not the stock numbers)
 
 Same outputs: on the dense test model (``make-test-model --dense``: boxes = anchors, saturated scores, 100
 objects, so outputs are stable), ours must give the same objects as stock at both sizes (same classes, boxes
@@ -221,17 +220,15 @@ def dense_gate(model: Path, image: Path, confidence: float, stage_repeats: int) 
     return {"checks": checks, "stages": stages}
 
 
-def run_speed(model: Path, image: Path, confidence: float, warmup: int, repeats: int, extra: bool) -> dict:
+def run_speed(model: Path, image: Path, confidence: float, warmup: int, repeats: int) -> dict:
     uploads = dict(make_inputs(image))
-    kinds = ["stock", "ours", "stock_tuned"] + (["ours_nhwc"] if extra else [])
+    kinds = ["stock", "ours", "stock_tuned"]
     engines = start_engines(kinds, model, confidence, uploads)
     try:
         checks = []  # information: the plain random model amplifies last-bit differences (the gate is dense_gate)
         for label in uploads:
             stock_out = ask(engines, "stock", "check", label)
-            checks.append(("ours", *compare_outputs(stock_out, ask(engines, "ours", "check", label), label)))
-            if extra:
-                checks.append(("nhwc", *compare_outputs(stock_out, ask(engines, "ours_nhwc", "check", label), label)))
+            checks.append(compare_outputs(stock_out, ask(engines, "ours", "check", label), label))
         flops = ask(engines, "ours", "flops", LARGE)
         samples: dict[str, dict[str, list[float]]] = {label: {} for label in uploads}
         matmul = []
@@ -256,8 +253,6 @@ def run_speed(model: Path, image: Path, confidence: float, warmup: int, repeats:
         "http_vs_engine": geomean([m["b_http"] / m["b"] for m in medians.values()]),
         "efficiency": flops / (medians[LARGE]["b_http"] * statistics.median(matmul)),
     }
-    if extra:
-        ratios["option_speedup"] = geomean([m["a"] / m["b'"] for m in medians.values()])
     cpu = {  # the same ratios in CPU seconds of each engine's process: what a loaded machine stretches least
         "speedup": geomean([m["a_cpu"] / m["b_http_cpu"] for m in medians.values()]),
         "like_for_like": geomean([m["a'_cpu"] / m["b_http_cpu"] for m in medians.values()]),
@@ -277,7 +272,7 @@ def run_speed(model: Path, image: Path, confidence: float, warmup: int, repeats:
 
 
 HEADS = {"a": "(a) stock", "a'": "(a') tuned", "b_http": "(b) HTTP", "b": "(b) engine", "b0": "(b0) fwd"}
-HEADS |= {"c": "(c) ancestor", "b'": "(b') nhwc"}
+HEADS |= {"c": "(c) ancestor"}
 
 
 def print_speed(confidence: float, run: dict) -> None:
@@ -294,9 +289,8 @@ def print_speed(confidence: float, run: dict) -> None:
         walls = {k: vs for k, vs in run["samples"][label].items() if not k.endswith("_cpu")}
         rounds = "  ".join(f"{k}=[{', '.join(f'{v:.2f}' for v in vs)}]" for k, vs in walls.items())
         print(f"  {'':<9} {rounds}")
-    for who, same, text in run["checks"]:
-        name = "ours" if who == "ours" else "channels_last option"
-        print(f"  {name} vs stock, random model ({'within' if same else 'OUTSIDE'} the tolerance; info): {text}")
+    for same, text in run["checks"]:
+        print(f"  ours vs stock, random model ({'within' if same else 'OUTSIDE'} the tolerance; info): {text}")
     print("  peak RSS per engine process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in run["rss"].items()))
     print(
         f"  forward at {LARGE}: {run['flops'] / 1e9:.0f} GFLOP; float32 {MATMUL_SIZE}x{MATMUL_SIZE} matmul "
@@ -356,7 +350,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--stage-repeats", type=int, default=3)
     parser.add_argument("--cold-repeats", type=int, default=3)
-    parser.add_argument("--no-extra", action="store_true", help="skip the info row (b'): the channels_last option")
     args = parser.parse_args()
     model = args.model if args.model.is_absolute() else REPO / args.model
     dense = args.dense_model if args.dense_model.is_absolute() else REPO / args.dense_model
@@ -395,10 +388,10 @@ def main() -> None:
     h, w, n = RLE_SHAPE
     print(f"\nmasks as JSON, {h}x{w}x{n}: nested lists {nested_bytes:,} bytes, COCO RLE {rle_bytes:,} bytes")
 
-    low = run_speed(model, args.image, args.confidence, args.warmup, args.repeats, extra=not args.no_extra)
+    low = run_speed(model, args.image, args.confidence, args.warmup, args.repeats)
     print_speed(args.confidence, low)
     if args.default_confidence != args.confidence:
-        default = run_speed(model, args.image, args.default_confidence, args.warmup, args.repeats, extra=False)
+        default = run_speed(model, args.image, args.default_confidence, args.warmup, args.repeats)
         print_speed(args.default_confidence, default)
     print(f"\nload average {os.getloadavg()[0]:.1f} at end (other tenants share these CPUs: compare within a run)")
     r = low["ratios"]

@@ -2,7 +2,7 @@
 
 Kinds: ``stock`` (a, c), ``stock_tuned`` (a': stock in a process with our allocator settings), ``ours`` (the
 Lambda function as Lambda loads it: ``import handler.lambda_function``; b, b_http, b0, the matmul rate and
-FLOPs), ``ours_nhwc`` (b': the channels_last option). Each answers ("check" | "time" | "flops", label),
+FLOPs). Each answers ("check" | "time" | "flops", label),
 ("matmul",), ("stages", label, repeats) until ("stop",). Stock processes never import ``handler`` (importing
 it tunes the allocator): they import PixelLib as stock users do.
 """
@@ -27,7 +27,6 @@ MODEL_TEXT = {
     "stock": "stock PixelLib (a, c)",
     "ours": "our Lambda function: lambda_handler (b_http), engine (b, b0)",
     "stock_tuned": "stock PixelLib with our allocator settings (a')",
-    "ours_nhwc": "our Segmenter with the channels_last option (b', info)",
 }
 
 
@@ -82,7 +81,7 @@ def ancestor_request(stock, upload: bytes) -> str:
     )
 
 
-def _load_ours(kind: str, model: str, confidence: float):
+def _load_ours(model: str, confidence: float):
     os.environ.update(
         SEG_MODEL_PATH=model,
         SEG_CONFIDENCE=str(confidence),
@@ -90,11 +89,6 @@ def _load_ours(kind: str, model: str, confidence: float):
         SEG_METRICS="false",
         POWERTOOLS_LOG_LEVEL="WARNING",
     )
-    if kind == "ours_nhwc":
-        from handler.model import Segmenter
-        from handler.settings import get_settings
-
-        return None, Segmenter(get_settings(), channels_last=True)
     from handler.engine import get_segmenter
     from handler.lambda_function import lambda_handler  # Lambda's init: imports, the model
 
@@ -130,7 +124,7 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
         stock = stock_pixellib()
         stock.load_model(model, confidence=confidence)
     else:
-        lambda_handler, segmenter = _load_ours(kind, model, confidence)
+        lambda_handler, segmenter = _load_ours(model, confidence)
         events = {label: http_event(upload, confidence) for label, upload in uploads.items()}
     conn.send("ready")
     while True:
@@ -163,7 +157,7 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
         elif kind.startswith("stock"):
             conn.send(_time_stock(kind, stock, bgr, uploads[label]))
         else:
-            conn.send(_time_ours(kind, segmenter, lambda_handler, uploads[label], events[label], confidence))
+            conn.send(_time_ours(segmenter, lambda_handler, uploads[label], events[label], confidence))
 
 
 class Clock:
@@ -192,7 +186,7 @@ def _time_stock(kind: str, stock, bgr: np.ndarray, upload: bytes) -> dict[str, f
     return clock.times
 
 
-def _time_ours(kind: str, segmenter, lambda_handler, upload: bytes, event: dict, confidence: float) -> dict:
+def _time_ours(segmenter, lambda_handler, upload: bytes, event: dict, confidence: float) -> dict:
     """(b): the engine from the upload bytes to the response JSON, in this (main) thread; (b_http): the same
     bytes as an HTTP API v2 event through ``lambda_handler`` (Mangum, FastAPI, its worker thread); (b0): the
     model forward inside (b_http), from its answer's ``timings_ms``.
@@ -205,7 +199,7 @@ def _time_ours(kind: str, segmenter, lambda_handler, upload: bytes, event: dict,
     clock = Clock()
 
     def engine() -> Any:
-        with clock("b" if kind == "ours" else "b'"):
+        with clock("b"):
             result = segment_bytes(upload, segmenter, get_settings(), SegmentOptions(confidence=confidence)).result
             json.dumps(result.to_json())
         return result
@@ -217,9 +211,6 @@ def _time_ours(kind: str, segmenter, lambda_handler, upload: bytes, event: dict,
             raise SystemExit(f"HTTP {response['statusCode']}: {response['body'][:500]}")
         return json.loads(response["body"])
 
-    if kind != "ours":
-        engine()
-        return clock.times
     _TURNS[0] += 1
     if _TURNS[0] % 2:
         result, answer = engine(), http()

@@ -49,10 +49,6 @@ class Settings(BaseSettings):
     confidence: float = Field(0.5, ge=0.0, le=1.0)
     detection_speed: DetectionSpeed = "normal"
     torch_threads: int | None = Field(None, ge=1, description="default: torch's own choice")
-    channels_last: bool = Field(
-        False,
-        description="NHWC activations + fused oneDNN convs: faster, not identical to stock PixelLib",
-    )
     max_image_bytes: int = Field(6 * 1024 * 1024, ge=1)
     # 8064 x 6048, the iPhone's 48 MP: the largest size bench/scale.py measured inside the memory and time bounds
     # with 100 objects (docs/performance.md).

@@ -37,15 +37,6 @@ def test_outputs_cannot_collide_with_inputs():
     assert Settings(output_prefix="", output_bucket="elsewhere").output_prefix == ""
 
 
-def test_channels_last_option_reaches_the_segmenter(monkeypatch, test_model_path):
-    from handler.model import Segmenter
-
-    monkeypatch.setenv("SEG_CHANNELS_LAST", "true")
-    settings = Settings()
-    assert settings.channels_last is True
-    assert Segmenter(settings).channels_last is True
-
-
 @pytest.mark.parametrize(
     ("changes", "named"),
     [

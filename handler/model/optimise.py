@@ -1,4 +1,4 @@
-"""Speed-ups that keep stock PixelLib's outputs (and ``channels_last``, an option that changes them more).
+"""Speed-ups that keep stock PixelLib's outputs.
 
 What is identical and what is within tolerance, and the test that shows it: docs/models.md (equivalence).
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from handler.model.fused_convs import fuse_convolutions, use_channels_last
 from handler.model.pixellib import (
     Conv2d,
     FrozenBatchNorm2d,
@@ -85,21 +84,14 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     mask_head._subdivision_inference = subdivision_inference
 
 
-def optimise(model: torch.nn.Module, *, channels_last: bool = False) -> torch.nn.Module:
-    """The speed-ups that keep stock PixelLib's outputs; ``channels_last`` adds one that moves them further.
-
-    Default: frozen BNs folded into the convolutions (identity statistics fold exactly; trained ones within
-    float32 rounding) and PointRend's refinement on the predicted class only: on stable models the same
-    classes, boxes and masks as stock, elsewhere each stage within the tolerances that
-    tests/model/test_equivalence.py states. With ``channels_last``: fused oneDNN
-    conv ops on NHWC activations as well (``fuse_convolutions`` + ``use_channels_last``). Fusing alone on
-    NCHW activations is not faster than PyTorch's own NCHW path, so it is not used there.
+def optimise(model: torch.nn.Module) -> torch.nn.Module:
+    """The speed-ups that keep stock PixelLib's outputs: frozen BNs folded into the convolutions (identity
+    statistics fold exactly; trained ones within float32 rounding), Winograd F(4x4, 3x3) for the 3x3
+    convolutions on 128 or more channels (within float32 rounding of the direct convolution) and PointRend's
+    refinement on the predicted class only: on stable models the same classes, boxes and masks as stock,
+    elsewhere each stage within the tolerances that tests/model/test_equivalence.py states.
     """
     fold_frozen_batchnorms(model)
+    use_winograd(model)  # after the fold: it takes the folded weights and biases
     predicted_class_subdivision(model.roi_heads.mask_head)
-    if channels_last:
-        fuse_convolutions(model)
-        use_channels_last(model)  # after fusing: it wraps the backbone's (fused) forward
-    else:
-        use_winograd(model)  # after the fold: it takes the folded weights and biases
     return model

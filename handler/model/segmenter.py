@@ -78,7 +78,7 @@ class Segmenter:
     """PixelLib's PointRend (R50 or X-101 FPN, COCO's or its own classes), loaded once; ``detect`` is safe to
     call from many threads."""
 
-    def __init__(self, settings: Settings, *, channels_last: bool | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
@@ -95,10 +95,7 @@ class Segmenter:
         self.model = build_pointrend(self.backbone, len(self.class_names), init_weights=False)
         architecture = f"PointRend {self.backbone} with {len(self.class_names)} classes"
         load_weights(self.model, checkpoint.weights, settings.model_path, architecture)
-        if channels_last is None:
-            channels_last = settings.channels_last
-        optimise(self.model, channels_last=channels_last)
-        self.channels_last = channels_last
+        optimise(self.model)
         self.load_ms = (time.perf_counter() - started) * 1000
         self.model_sha256 = checkpoint.sha256  # of the file read, pinned or not
         self._box_predictor = self.model.roi_heads.box_predictor
