@@ -40,8 +40,10 @@ tenants' load shows as noise): compare numbers within one run. The last line is 
 rle_shrink=<nested/rle> cold_ratio=<ours/bare> init_ratio=<I/T> efficiency=<F/(b_http x M)>`` for the
 low-confidence run, where I/T is the Lambda init (``import handler.lambda_function``, the slower deployed
 function) over a bare ``import torch``, best of N fresh interpreters each (bench/init.py),
-where F is the FLOPs of the forward (b_http) runs at 1333x800 and M the float32 matmul FLOP/s on the same
-threads in the same run (median over the timed rounds), b_http in seconds at 1333x800.
+where F is the model's FLOPs for the forward (b_http) runs at 1333x800 (counted with the convolutions on
+PyTorch's direct path, as stock runs them: our Winograd convolutions reach the same result in fewer
+multiplications, so the ratio can pass 1) and M the float32 matmul FLOP/s on the same threads in the same run
+(median over the timed rounds), b_http in seconds at 1333x800.
 """
 
 from __future__ import annotations

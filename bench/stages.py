@@ -1,6 +1,10 @@
 """Where the model's time goes: one image through our model stage by stage, with each stage's FLOPs (torch's
 flop counter) and the rate it reaches against a float32 matmul on the same threads in the same process.
 
+FLOPs are the model's own: counted with the convolutions on PyTorch's direct path, as stock runs them. Our
+Winograd convolutions (handler/model/winograd.py) do fewer multiplications for the same result, so a stage can
+reach more "model FLOP/s" than the matmul rate.
+
 Used by bench/engine.py; each function runs inside an engine worker process.
 """
 
@@ -8,6 +12,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -59,9 +65,22 @@ def _stages(model: Any, image: torch.Tensor) -> list[Any]:
     return [backbone, rpn, box_head, mask_head, state]
 
 
+@contextmanager
+def direct_convolutions(model: Any) -> Iterator[None]:
+    """Our Winograd convolutions back on PyTorch's direct path meanwhile: the FLOPs the model's maths takes."""
+    wrapped = {m: m.forward for m in model.modules() if hasattr(getattr(m, "forward", None), "direct")}
+    for module, forward in wrapped.items():
+        module.forward = forward.direct
+    try:
+        yield
+    finally:
+        for module, forward in wrapped.items():
+            module.forward = forward
+
+
 def forward_flops(model: Any, image: torch.Tensor) -> float:
-    """FLOPs of one whole forward (``model.inference``) on ``image``."""
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    """The model's FLOPs for one whole forward (``model.inference``) on ``image`` (direct convolutions)."""
+    with torch.inference_mode(), direct_convolutions(model), FlopCounterMode(display=False) as counter:
         model.inference([{"image": image}], do_postprocess=False)
     return float(counter.get_total_flops())
 
@@ -78,7 +97,7 @@ def stage_report(segmenter: Any, rgb: np.ndarray, confidence: float, repeats: in
             *steps, state = _stages(model, image)
             for name, step in zip(STAGES, steps, strict=True):
                 if round_ == 0:  # FLOPs, counted once (the counter slows the run down)
-                    with FlopCounterMode(display=False) as counter:
+                    with direct_convolutions(model), FlopCounterMode(display=False) as counter:
                         step()
                     flops[name] = float(counter.get_total_flops())
                     continue

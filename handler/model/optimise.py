@@ -40,6 +40,9 @@ def fold_frozen_batchnorms(model: torch.nn.Module) -> int:
     return folded
 
 
+OBJECTS_PER_BATCH = 25
+
+
 def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     """PointRend's mask refinement on the predicted class's channel only.
 
@@ -50,27 +53,25 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     channel is upsampled in another vector order than 80).
     """
 
-    def subdivision_inference(features, mask_representations, instances):  # PixelLib's signature
-        pred_boxes = [x.pred_boxes for x in instances]
-        pred_classes = torch.cat([x.pred_classes for x in instances])
-        rows = torch.arange(pred_classes.size(0), device=pred_classes.device)
+    def refine(features, boxes, classes, coarse):
+        """The predicted class's mask logits for one image's objects ``boxes`` (a Boxes) from their coarse
+        masks: PixelLib's subdivision steps on that channel alone."""
+        rows = torch.arange(classes.size(0), device=classes.device)
         resolution = mask_head.mask_point_subdivision_init_resolution
         mask_logits = None
         for _ in range(mask_head.mask_point_subdivision_steps + 1):
             if mask_logits is None:
-                point_coords = generate_regular_grid_point_coords(pred_classes.size(0), resolution, rows.device)
+                point_coords = generate_regular_grid_point_coords(classes.size(0), resolution, rows.device)
             else:
                 mask_logits = F.interpolate(mask_logits, scale_factor=2, mode="bilinear", align_corners=False)
                 point_indices, point_coords = get_uncertain_point_coords_on_grid(
                     -torch.abs(mask_logits), mask_head.mask_point_subdivision_num_points
                 )
-            fine_grained_features = mask_head._point_pooler(features, pred_boxes, point_coords)
-            point_logits = mask_head._get_point_logits(fine_grained_features, point_coords, mask_representations)
-            point_logits = point_logits[rows, pred_classes].unsqueeze(1)  # (R, 1, P): the predicted class
+            fine_grained_features = mask_head._point_pooler(features, [boxes], point_coords)
+            point_logits = mask_head._get_point_logits(fine_grained_features, point_coords, coarse)
+            point_logits = point_logits[rows, classes].unsqueeze(1)  # (R, 1, P): the predicted class
             if mask_logits is None:
                 mask_logits = point_logits.reshape(-1, 1, resolution, resolution)
-                if len(pred_classes) == 0:
-                    break
             else:
                 count, _, height, width = mask_logits.shape
                 mask_logits = (
@@ -78,7 +79,24 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
                     .scatter_(2, point_indices.unsqueeze(1), point_logits)
                     .view(count, 1, height, width)
                 )
-        mask_rcnn_inference(mask_logits, instances)  # one channel: sigmoid, as PixelLib does for the class
+        return mask_logits
+
+    def subdivision_inference(features, mask_representations, instances):  # PixelLib's signature
+        # Objects are refined a batch at a time: each object's points are its own, so the batches give the
+        # same logits, and the point head's activations (about 1 MB an object) stay bounded.
+        logits, first = [], 0
+        for image in instances:
+            for start in range(0, len(image), OBJECTS_PER_BATCH):
+                end = min(start + OBJECTS_PER_BATCH, len(image))
+                coarse = mask_representations[first + start : first + end]
+                logits.append(refine(features, image.pred_boxes[start:end], image.pred_classes[start:end], coarse))
+            first += len(image)
+        if logits:
+            mask_rcnn_inference(torch.cat(logits), instances)  # one channel: sigmoid, as PixelLib does
+        else:
+            resolution = mask_head.mask_point_subdivision_init_resolution
+            empty = mask_representations.new_empty(0, 1, resolution, resolution)
+            mask_rcnn_inference(empty, instances)
         return instances
 
     mask_head._subdivision_inference = subdivision_inference

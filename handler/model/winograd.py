@@ -138,6 +138,7 @@ def _winograd_forward(conv: torch.nn.Conv2d, original: Callable) -> Callable:
         activation = getattr(conv, "activation", None)
         return activation(y) if activation is not None else y
 
+    forward.direct = original  # type: ignore[attr-defined]  # PyTorch's own path (bench/stages.py counts FLOPs on it)
     return forward
 
 
