@@ -102,14 +102,32 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     mask_head._subdivision_inference = subdivision_inference
 
 
+def channels_last_point_features(mask_head: PointRendMaskHead) -> None:
+    """PointRend samples the feature map (p2) at every point of every object (its ROI pooler and each
+    subdivision step: about 80,000 points of 256 channels per step with 100 objects). PyTorch's bilinear
+    ``grid_sample`` reads each point's 256 channels a whole plane apart in NCHW memory, but side by side in
+    channels-last memory: the same values, bit for bit, about 7x faster there. So the mask head gets its
+    features channels-last, one copy of p2 per image."""
+    original = mask_head.forward
+
+    def forward(features, instances):
+        if isinstance(features, dict) and not mask_head.training:
+            features = {name: value.contiguous(memory_format=torch.channels_last) for name, value in features.items()}
+        return original(features, instances)
+
+    mask_head.forward = forward
+
+
 def optimise(model: torch.nn.Module) -> torch.nn.Module:
     """The speed-ups that keep stock PixelLib's outputs: frozen BNs folded into the convolutions (identity
     statistics fold exactly; trained ones within float32 rounding), Winograd F(4x4, 3x3) for the 3x3
-    convolutions on 128 or more channels (within float32 rounding of the direct convolution) and PointRend's
-    refinement on the predicted class only: on stable models the same classes, boxes and masks as stock,
-    elsewhere each stage within the tolerances that tests/model/test_equivalence.py states.
+    convolutions on 128 or more channels (within float32 rounding of the direct convolution), PointRend's
+    refinement on the predicted class only, a batch of objects at a time, on channels-last features (the
+    same bits): on stable models the same classes, boxes and masks as stock, elsewhere each stage within the
+    tolerances that tests/model/test_equivalence.py states.
     """
     fold_frozen_batchnorms(model)
     use_winograd(model)  # after the fold: it takes the folded weights and biases
     predicted_class_subdivision(model.roi_heads.mask_head)
+    channels_last_point_features(model.roi_heads.mask_head)
     return model
