@@ -91,12 +91,9 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
                 coarse = mask_representations[first + start : first + end]
                 logits.append(refine(features, image.pred_boxes[start:end], image.pred_classes[start:end], coarse))
             first += len(image)
-        if logits:
-            mask_rcnn_inference(torch.cat(logits), instances)  # one channel: sigmoid, as PixelLib does
-        else:
-            resolution = mask_head.mask_point_subdivision_init_resolution
-            empty = mask_representations.new_empty(0, 1, resolution, resolution)
-            mask_rcnn_inference(empty, instances)
+        resolution = mask_head.mask_point_subdivision_init_resolution
+        mask_logits = torch.cat(logits) if logits else mask_representations.new_empty(0, 1, resolution, resolution)
+        mask_rcnn_inference(mask_logits, instances)  # one channel: sigmoid, as PixelLib does for the class
         return instances
 
     mask_head._subdivision_inference = subdivision_inference
