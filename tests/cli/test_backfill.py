@@ -273,19 +273,24 @@ def retry_job_request(bucket: str, manifest_key: str, rows: str, fields: list[st
     return request
 
 
+def assert_retry_makes(clients, bucket: str, failed: str, rows: str, fields: list[str]) -> None:
+    """``--retry-failed`` over a report with the ``failed`` rows writes the manifest ``rows`` (with ``fields``)
+    and asks for the job over it."""
+    put_report(clients.s3, bucket, failed)
+    clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
+    manifest_key = f"results/batch-operations/retries/job-{OLD_JOB}.csv"
+    clients.control.add_response("create_job", {"JobId": JOB_ID}, retry_job_request(bucket, manifest_key, rows, fields))
+    assert run(args("--retry-failed", OLD_JOB), clients) == 0
+    assert clients.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode() == rows
+
+
 def test_retry_failed_makes_a_manifest_of_the_failed_rows_and_a_job_over_it(clients, bucket, capsys):
     failed = (
         f"{bucket},uploads/slow.jpg,,failed,500,TemporaryFailure,SlowDown: simulated\n"
         f'{bucket},uploads/Summer+2024/caf%C3%A9.jpg,,failed,400,PermanentFailure,"not_an_image: a, b"\n'
     )
-    put_report(clients.s3, bucket, failed)
-    clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
-    manifest_key = f"results/batch-operations/retries/job-{OLD_JOB}.csv"
     rows = f"{bucket},uploads/slow.jpg\n{bucket},uploads/Summer+2024/caf%C3%A9.jpg\n"
-    request = retry_job_request(bucket, manifest_key, rows, ["Bucket", "Key"])
-    clients.control.add_response("create_job", {"JobId": JOB_ID}, request)
-    assert run(args("--retry-failed", OLD_JOB), clients) == 0
-    assert clients.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode() == rows
+    assert_retry_makes(clients, bucket, failed, rows, ["Bucket", "Key"])
     assert capsys.readouterr().out.splitlines() == [
         f"job {JOB_ID}: the failed tasks of job {OLD_JOB} again; "
         f"report under s3://{bucket}/results/batch-operations/job-{JOB_ID}/"
@@ -317,14 +322,8 @@ def test_retry_failed_keeps_each_tasks_version(clients, bucket, capsys):
         f"{bucket},uploads/slow.jpg,3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY,failed,500,TemporaryFailure,SlowDown\n"
         f"{bucket},uploads/b.jpg,UIORUnfndfiufdisojhr398493jfdkjFJjkndnqUifhnw89493jJFJ,failed,500,TemporaryFailure,x\n"
     )
-    put_report(clients.s3, bucket, failed)
-    clients.stacks.add_response("describe_stacks", stack_answer(bucket), {"StackName": "pointrend-lambda"})
-    manifest_key = f"results/batch-operations/retries/job-{OLD_JOB}.csv"
     rows = (
         f"{bucket},uploads/slow.jpg,3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY\n"
         f"{bucket},uploads/b.jpg,UIORUnfndfiufdisojhr398493jfdkjFJjkndnqUifhnw89493jJFJ\n"
     )
-    request = retry_job_request(bucket, manifest_key, rows, ["Bucket", "Key", "VersionId"])
-    clients.control.add_response("create_job", {"JobId": JOB_ID}, request)
-    assert run(args("--retry-failed", OLD_JOB), clients) == 0
-    assert clients.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode() == rows
+    assert_retry_makes(clients, bucket, failed, rows, ["Bucket", "Key", "VersionId"])
