@@ -16,6 +16,8 @@ from handler.model.pixellib import (
     get_uncertain_point_coords_on_grid,
     mask_rcnn_inference,
 )
+from handler.model.point_head import PredictedClassPointHead
+from handler.model.roi_align import threaded_roi_align
 from handler.model.winograd import use_winograd
 
 
@@ -53,30 +55,41 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     channel is upsampled in another vector order than 80).
     """
 
+    head = (
+        PredictedClassPointHead(mask_head.point_head) if PredictedClassPointHead.suits(mask_head.point_head) else None
+    )
+
+    def point_logits(features, boxes, classes, coarse, terms, point_coords):
+        """The predicted class's point logits (R, 1, P)."""
+        fine_grained_features = mask_head._point_pooler(features, [boxes], point_coords)
+        if head is not None:
+            return head(fine_grained_features, point_coords, terms, classes)
+        logits = mask_head._get_point_logits(fine_grained_features, point_coords, coarse)
+        rows = torch.arange(classes.size(0), device=classes.device)
+        return logits[rows, classes].unsqueeze(1)
+
     def refine(features, boxes, classes, coarse):
         """The predicted class's mask logits for one image's objects ``boxes`` (a Boxes) from their coarse
         masks: PixelLib's subdivision steps on that channel alone."""
-        rows = torch.arange(classes.size(0), device=classes.device)
+        terms = head.project(coarse, classes) if head is not None else None
         resolution = mask_head.mask_point_subdivision_init_resolution
         mask_logits = None
         for _ in range(mask_head.mask_point_subdivision_steps + 1):
             if mask_logits is None:
-                point_coords = generate_regular_grid_point_coords(classes.size(0), resolution, rows.device)
+                point_coords = generate_regular_grid_point_coords(classes.size(0), resolution, classes.device)
             else:
                 mask_logits = F.interpolate(mask_logits, scale_factor=2, mode="bilinear", align_corners=False)
                 point_indices, point_coords = get_uncertain_point_coords_on_grid(
                     -torch.abs(mask_logits), mask_head.mask_point_subdivision_num_points
                 )
-            fine_grained_features = mask_head._point_pooler(features, [boxes], point_coords)
-            point_logits = mask_head._get_point_logits(fine_grained_features, point_coords, coarse)
-            point_logits = point_logits[rows, classes].unsqueeze(1)  # (R, 1, P): the predicted class
+            logits = point_logits(features, boxes, classes, coarse, terms, point_coords)
             if mask_logits is None:
-                mask_logits = point_logits.reshape(-1, 1, resolution, resolution)
+                mask_logits = logits.reshape(-1, 1, resolution, resolution)
             else:
                 count, _, height, width = mask_logits.shape
                 mask_logits = (
                     mask_logits.reshape(count, 1, height * width)
-                    .scatter_(2, point_indices.unsqueeze(1), point_logits)
+                    .scatter_(2, point_indices.unsqueeze(1), logits)
                     .view(count, 1, height, width)
                 )
         return mask_logits
@@ -127,4 +140,5 @@ def optimise(model: torch.nn.Module) -> torch.nn.Module:
     use_winograd(model)  # after the fold: it takes the folded weights and biases
     predicted_class_subdivision(model.roi_heads.mask_head)
     channels_last_point_features(model.roi_heads.mask_head)
+    threaded_roi_align(model)
     return model
