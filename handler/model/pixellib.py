@@ -30,6 +30,7 @@ with warnings.catch_warnings():
     from pixellib.torchbackend.instance.data import transforms as T
     from pixellib.torchbackend.instance.layers.batch_norm import FrozenBatchNorm2d
     from pixellib.torchbackend.instance.layers.mask_ops import _do_paste_mask
+    from pixellib.torchbackend.instance.layers.roi_align import ROIAlign
     from pixellib.torchbackend.instance.layers.wrappers import Conv2d
     from pixellib.torchbackend.instance.modeling.backbone.fpn import FPN
     from pixellib.torchbackend.instance.modeling.backbone.resnet import BasicStem, BottleneckBlock
@@ -58,6 +59,7 @@ __all__ = [
     "FrozenBatchNorm2d",
     "Instances",
     "PointRendMaskHead",
+    "ROIAlign",
     "StandardPointHead",
     "T",
     "_do_paste_mask",
