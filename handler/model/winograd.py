@@ -18,6 +18,7 @@ PyTorch's own path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +43,27 @@ G = (
 )
 A_T = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 
-MIN_CHANNELS = 128  # below this the transforms cost more than the products they save (measured: docs/performance.md)
-MIN_PIXELS = 1024  # the same for small feature maps
+
+class Reach(NamedTuple):
+    """The convolutions Winograd runs faster than PyTorch's own path on a CPU: input channels in
+    ``channels`` (inclusive) on maps of at least ``min_pixels``."""
+
+    channels: tuple[int, int]
+    min_pixels: int
+
+
+# Measured per instruction set (docs/performance.md): where the transforms cost more than the products they
+# save, PyTorch's path stays. oneDNN's AVX-512 kernels run a direct 3x3 convolution near the matmul rate, so
+# there only the large 256-channel maps (the FPN's and the RPN's) gain.
+REACH = {"AVX512": Reach((256, 256), 4096)}
+DEFAULT_REACH = Reach((128, 4096), 1024)  # AVX2 and older: every wide map gains
+
+
+def reach() -> Reach:
+    """Where Winograd is used on this CPU (torch's dispatch level: AVX512, AVX2, ...)."""
+    return REACH.get(torch.backends.cpu.get_cpu_capability(), DEFAULT_REACH)
+
+
 BAND_BYTES = 16 << 20  # per transformed buffer: keeps a band's working set near the caches
 
 
@@ -103,7 +123,7 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     return result if result.shape[2:] == (height, width) else result[:, :, :height, :width].contiguous()
 
 
-def _suits(conv: torch.nn.Module) -> bool:
+def _suits(conv: torch.nn.Module, channels: tuple[int, int]) -> bool:
     return (
         isinstance(conv, torch.nn.Conv2d)
         and conv.kernel_size == (3, 3)
@@ -112,25 +132,25 @@ def _suits(conv: torch.nn.Module) -> bool:
         and conv.dilation == (1, 1)
         and conv.groups == 1
         and conv.padding_mode == "zeros"
-        and conv.in_channels >= MIN_CHANNELS
+        and channels[0] <= conv.in_channels <= channels[1]
         and getattr(conv, "norm", None) is None  # after the batch-norm fold
     )
 
 
-def _worth_it(x: torch.Tensor) -> bool:
+def _worth_it(x: torch.Tensor, min_pixels: int) -> bool:
     return (
         x.dim() == 4
         and x.shape[0] == 1
-        and x.shape[2] * x.shape[3] >= MIN_PIXELS
+        and x.shape[2] * x.shape[3] >= min_pixels
         and x.dtype == torch.float32
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
     )
 
 
-def _winograd_forward(conv: torch.nn.Conv2d, original: Callable) -> Callable:
+def _winograd_forward(conv: torch.nn.Conv2d, original: Callable, min_pixels: int) -> Callable:
     def forward(x: torch.Tensor) -> torch.Tensor:
-        if not _worth_it(x):
+        if not _worth_it(x, min_pixels):
             return original(x)
         # The transformed weights are 4x the size of the weights: made per call (one small matmul) rather
         # than kept, so the resident model stays the size of its file.
@@ -142,11 +162,13 @@ def _winograd_forward(conv: torch.nn.Conv2d, original: Callable) -> Callable:
     return forward
 
 
-def use_winograd(model: torch.nn.Module) -> int:
-    """Route every suitable 3x3 convolution through ``winograd_conv3x3``; how many."""
+def use_winograd(model: torch.nn.Module, where: Reach | None = None) -> int:
+    """Route every 3x3 convolution within ``where`` (default: this CPU's ``reach()``) through
+    ``winograd_conv3x3``; how many."""
+    where = where or reach()
     count = 0
     for module in model.modules():
-        if _suits(module):
-            module.forward = _winograd_forward(module, module.forward)
+        if _suits(module, where.channels):
+            module.forward = _winograd_forward(module, module.forward, where.min_pixels)
             count += 1
     return count
