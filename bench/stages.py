@@ -1,9 +1,10 @@
 """Where the model's time goes: one image through our model stage by stage, with each stage's FLOPs (torch's
 flop counter) and the rate it reaches against a float32 matmul on the same threads in the same process.
 
-FLOPs are the model's own: counted with the convolutions on PyTorch's direct path, as stock runs them. Our
-Winograd convolutions (handler/model/winograd.py) do fewer multiplications for the same result, so a stage can
-reach more "model FLOP/s" than the matmul rate.
+FLOPs are the model's own, counted on stock's maths: the convolutions on PyTorch's direct path and PixelLib's
+point head on every class. Our Winograd convolutions (handler/model/winograd.py) and point head
+(handler/model/point_head.py) do fewer multiplications for the same result, so a stage can reach more "model
+FLOP/s" than the matmul rate.
 
 Used by bench/engine.py; each function runs inside an engine worker process.
 """
@@ -66,9 +67,14 @@ def _stages(model: Any, image: torch.Tensor) -> list[Any]:
 
 
 @contextmanager
-def direct_convolutions(model: Any) -> Iterator[None]:
-    """Our Winograd convolutions back on PyTorch's direct path meanwhile: the FLOPs the model's maths takes."""
+def stock_maths(model: Any) -> Iterator[None]:
+    """The model's maths as stock runs it, meanwhile: our Winograd convolutions back on PyTorch's direct path
+    and PixelLib's own mask refinement (its point head on all classes' inputs and outputs), so that the FLOPs
+    counted are the model's, whatever shortcuts ours takes."""
     wrapped = {m: m.forward for m in model.modules() if hasattr(getattr(m, "forward", None), "direct")}
+    refinements = {
+        m: m.__dict__.pop("_subdivision_inference") for m in model.modules() if "_subdivision_inference" in m.__dict__
+    }
     for module, forward in wrapped.items():
         module.forward = forward.direct
     try:
@@ -76,11 +82,13 @@ def direct_convolutions(model: Any) -> Iterator[None]:
     finally:
         for module, forward in wrapped.items():
             module.forward = forward
+        for module, refine in refinements.items():
+            module._subdivision_inference = refine
 
 
 def forward_flops(model: Any, image: torch.Tensor) -> float:
-    """The model's FLOPs for one whole forward (``model.inference``) on ``image`` (direct convolutions)."""
-    with torch.inference_mode(), direct_convolutions(model), FlopCounterMode(display=False) as counter:
+    """The model's FLOPs for one whole forward (``model.inference``) on ``image`` (stock's maths)."""
+    with torch.inference_mode(), stock_maths(model), FlopCounterMode(display=False) as counter:
         model.inference([{"image": image}], do_postprocess=False)
     return float(counter.get_total_flops())
 
@@ -97,7 +105,7 @@ def stage_report(segmenter: Any, rgb: np.ndarray, confidence: float, repeats: in
             *steps, state = _stages(model, image)
             for name, step in zip(STAGES, steps, strict=True):
                 if round_ == 0:  # FLOPs, counted once (the counter slows the run down)
-                    with direct_convolutions(model), FlopCounterMode(display=False) as counter:
+                    with stock_maths(model), FlopCounterMode(display=False) as counter:
                         step()
                     flops[name] = float(counter.get_total_flops())
                     continue
