@@ -5,9 +5,11 @@ the whole event is retried. Checking the remaining time first turns that into a 
 reported, retried record (S3), before the model starts.
 
 The estimate knows the image: a cost model on the reference machine (2 vCPUs, as Lambda at 3008 MB) of a
-per-speed forward pass, the worst-case per-object cost (the mask head and each object's paste, for as many
-objects as the model may return) and a per-megapixel cost (decode, resize, and each object's paste, encoding
-and drawing at full resolution with boxes as large as the image). Images this process has timed scale it up
+per-speed forward pass, the worst-case per-object cost of the mask head (for as many objects as the model may
+return) and a per-megapixel cost (decode, resize, and the masks' paste, encoding and drawing for boxes of
+ordinary sizes). The boxes are known only after the model: before each object's mask, its box's size is
+checked against the time left as well, so a model whose boxes all cover the image ends with a clear error
+instead of Lambda's kill. Images this process has timed scale it up
 when they ran slower than the model predicts (a loaded or smaller machine), never down: one fast small image
 says nothing about a large one. Where the constants come from: docs/performance.md.
 """
@@ -25,6 +27,7 @@ from handler.settings import DetectionSpeed
 FORWARD_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid": 700.0}
 PER_OBJECT_MS = 30.0
 PER_MEGAPIXEL_MS = 400.0
+PER_OBJECT_MEGAPIXEL_MS = 20.0  # one object's paste, encoding and drawing, per megapixel of its box
 MAX_OBJECTS = 100  # the model's detections per image (detectron2's TEST.DETECTIONS_PER_IMAGE)
 
 
@@ -74,6 +77,22 @@ class TimeBudget:
                 f"not enough time left in this invocation: {remaining} ms remain, up to {needed:.0f} ms may be "
                 f"needed for this image ({megapixels:.1f} MP at {speed} speed); retry, raise the function "
                 "timeout, or send a smaller image"
+            )
+
+    def ensure_time_for_object(
+        self, context: LambdaContext | None, box_megapixels: float, done: int, total: int
+    ) -> None:
+        """Before each object's mask: the up-front estimate cannot know the boxes (a model can make every box
+        as large as the image), so the masks stop with a clear error while there is still time to answer."""
+        if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+            return
+        remaining = context.get_remaining_time_in_millis()
+        needed = self.slowdown() * PER_OBJECT_MEGAPIXEL_MS * box_megapixels + self.margin_ms
+        if remaining < needed:
+            raise OutOfTime(
+                f"not enough time left in this invocation to finish the masks: {remaining} ms remain after "
+                f"{done} of {total} objects (the next box is {box_megapixels:.1f} MP); retry with masks=none, "
+                "a higher confidence or fewer classes, raise the function timeout, or send a smaller image"
             )
 
 

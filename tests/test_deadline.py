@@ -1,6 +1,14 @@
 import pytest
 
-from handler.deadline import FORWARD_MS, MAX_OBJECTS, PER_MEGAPIXEL_MS, PER_OBJECT_MS, TimeBudget, reference_ms
+from handler.deadline import (
+    FORWARD_MS,
+    MAX_OBJECTS,
+    PER_MEGAPIXEL_MS,
+    PER_OBJECT_MEGAPIXEL_MS,
+    PER_OBJECT_MS,
+    TimeBudget,
+    reference_ms,
+)
 from handler.errors import OutOfTime
 
 MP_48 = 8064 * 6048 / 1e6
@@ -59,3 +67,18 @@ def test_out_of_time_is_a_503_with_a_message():
     with pytest.raises(OutOfTime) as caught:
         TimeBudget().ensure_time_for_one(Context(10), "normal", 1.0)
     assert caught.value.status == 503 and "retry" in caught.value.message
+
+
+def test_each_objects_mask_needs_time_for_its_box():
+    budget = TimeBudget(margin_ms=1500)
+    budget.ensure_time_for_object(None, MP_48, 3, 80)  # no deadline outside Lambda
+    needed = PER_OBJECT_MEGAPIXEL_MS * MP_48 + 1500
+    budget.ensure_time_for_object(Context(int(needed) + 1), MP_48, 3, 80)
+    budget.ensure_time_for_object(Context(1600), 0.01, 3, 80)  # a small box needs little more than the margin
+    with pytest.raises(
+        OutOfTime, match=r"to finish the masks: \d+ ms remain after 3 of 80 objects \(the next box is 48\.8 MP\)"
+    ):
+        budget.ensure_time_for_object(Context(int(needed) - 1), MP_48, 3, 80)
+    budget.record(2 * reference_ms("normal", 1.0, 5), "normal", 1.0, 5)  # a slow machine: twice the time per box
+    with pytest.raises(OutOfTime):
+        budget.ensure_time_for_object(Context(int(needed) + 1), MP_48, 3, 80)

@@ -57,6 +57,8 @@ class Outputs:
 def encode_objects(rgb: np.ndarray, result: Segmentation, crops: Iterable[MaskCrop], outputs: Outputs) -> None:
     """Feed each crop (one per object of ``result``, pasted lazily by the iterable) to ``outputs``' consumers."""
     consumers = outputs.all_consumers()
+    if not consumers:
+        return  # nothing asks for the masks (masks=none, no overlay): none is pasted
     for consumer in consumers:
         consumer.start(rgb, result)
     count = 0

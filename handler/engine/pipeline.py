@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +12,7 @@ from handler.deadline import LambdaContext, time_budget
 from handler.engine import images
 from handler.engine.objects import Outputs, encode_objects
 from handler.engine.results import Segmentation
-from handler.model import Segmenter
+from handler.model import Detections, MaskCrop, Segmenter
 from handler.settings import DetectionSpeed, Settings
 
 
@@ -49,7 +49,7 @@ def segment_bytes(
     decoded = time.perf_counter()
     megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
     time_budget.ensure_time_for_one(context, speed, megapixels)  # the image's size decides what it may cost
-    result, detected = _segment(rgb, segmenter, options.confidence, options.classes, speed, outputs)
+    result, detected = _segment(rgb, segmenter, options.confidence, options.classes, speed, outputs, context)
     result.timings_ms["decode"] = (decoded - started) * 1000
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     time_budget.record(result.timings_ms["total"], speed, megapixels, detected)
@@ -66,7 +66,7 @@ def segment_rgb(
 ) -> Segmentation:
     """Detect on a decoded image, keep only ``classes`` (COCO names) when given, then paste each kept object's
     mask and hand it to ``outputs``' consumers, one object at a time (``objects.encode_objects``)."""
-    return _segment(rgb, segmenter, confidence, classes, detection_speed, outputs)[0]
+    return _segment(rgb, segmenter, confidence, classes, detection_speed, outputs, None)[0]
 
 
 def _segment(
@@ -76,6 +76,7 @@ def _segment(
     classes: Sequence[str] | None,
     detection_speed: DetectionSpeed | None,
     outputs: Outputs,
+    context: LambdaContext | None,
 ) -> tuple[Segmentation, int]:
     """``segment_rgb``, and how many objects the model found before ``classes`` kept some (what they cost)."""
     wanted = segmenter.validate_classes(classes)
@@ -93,6 +94,14 @@ def _segment(
         timings_ms={"model": found.forward_ms},
     )
     started = time.perf_counter()
-    encode_objects(rgb, result, found.masks(keep), outputs)
+    encode_objects(rgb, result, _masks_in_time(found, keep, context), outputs)
     result.timings_ms["masks"] = (time.perf_counter() - started) * 1000
     return result, len(found.boxes)
+
+
+def _masks_in_time(found: Detections, keep: list[int], context: LambdaContext | None) -> Iterator[MaskCrop]:
+    """The kept objects' masks, each pasted only when the invocation still has time for it."""
+    for done, index in enumerate(keep):
+        left, top, right, bottom = found.boxes[index]
+        time_budget.ensure_time_for_object(context, (right - left) * (bottom - top) / 1e6, done, len(keep))
+        yield from found.masks([index])

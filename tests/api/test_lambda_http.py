@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import time
 import zipfile
 from typing import Any
 
@@ -186,6 +187,46 @@ def test_a_48_mp_upload_after_small_ones_is_refused_not_killed(lambda_handler, m
     assert response["statusCode"] == 503, response["body"][:300]
     error = json.loads(response["body"])["error"]
     assert error["code"] == "out_of_time" and "48.8 MP" in error["message"]
+
+
+class ClockContext(FakeLambdaContext):
+    """A context whose remaining time runs down with the clock, as Lambda's does."""
+
+    def __init__(self, budget_ms: int) -> None:
+        self.deadline = time.monotonic() + budget_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(lambda_handler, worst_segmenter, monkeypatch):
+    """The up-front estimate cannot know the boxes: a model whose 80 boxes each cover a 24 MP photo passes it,
+    then each object's mask is checked against the time left, so the answer is a clean 503 in time instead of
+    Lambda's kill."""
+    from events.make_http_events import http_api_v2, multipart
+    from handler.api import app
+    from handler.deadline import TimeBudget
+    from handler.engine import get_segmenter, pipeline
+    from handler.settings import get_settings
+
+    budget = TimeBudget()
+    monkeypatch.setattr(pipeline, "time_budget", budget)
+    monkeypatch.setitem(app.dependency_overrides, get_segmenter, lambda: worst_segmenter)
+    settings = get_settings().model_copy(update={"detection_speed": "normal"})  # where its boxes are largest
+    monkeypatch.setitem(app.dependency_overrides, get_settings, lambda: settings)
+    photo = io.BytesIO()
+    Image.new("RGB", (6000, 4000), (90, 120, 150)).save(photo, "JPEG", quality=50)
+    upload = multipart("image", "a.jpg", "image/jpeg", photo.getvalue())
+    event = http_api_v2("POST", "/segment", {"confidence": "0.001", "overlay": "true"}, *upload)
+    allowed_ms = int(budget.estimate_ms("normal", 24.0) + budget.margin_ms + 500)  # passes the up-front check
+    started = time.monotonic()
+    response = lambda_handler(event, ClockContext(allowed_ms))
+    elapsed_ms = (time.monotonic() - started) * 1000
+    assert response["statusCode"] == 503, response["body"][:300]
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "out_of_time" and "to finish the masks" in error["message"], error
+    assert " of 80 objects" in error["message"]
+    assert elapsed_ms < allowed_ms
 
 
 def test_an_event_nobody_claims_is_a_clear_error(lambda_handler) -> None:
