@@ -11,8 +11,9 @@ transform.
 
 Its float32 results differ from the direct convolution's by rounding only: both are within about 2e-6
 (relative) of the exact float64 result; docs/models.md has the figures and tests/model/test_winograd.py
-checks them. Convolutions where the transforms cost more than they save (few channels, small maps) keep
-PyTorch's own path.
+checks them. Convolutions where the transforms cost more than they save keep PyTorch's own path; which ones
+depends on the CPU (``REACH``: few channels and small maps on AVX2, all but the large 256-channel maps on
+AVX-512, where oneDNN's direct kernels are faster; bench/convolutions.py measures it).
 """
 
 from __future__ import annotations
