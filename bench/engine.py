@@ -359,7 +359,7 @@ def main() -> None:
     parser.add_argument("--confidence", type=float, default=0.0, help="the compared run (default 0.0)")
     parser.add_argument("--default-confidence", type=float, default=0.5, help="also timed (default 0.5)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--stage-repeats", type=int, default=3)
     parser.add_argument("--cold-repeats", type=int, default=3)
     args = parser.parse_args()
