@@ -80,14 +80,22 @@ class TimeBudget:
             )
 
     def ensure_time_for_object(
-        self, context: LambdaContext | None, box_megapixels: float, done: int, total: int
+        self,
+        context: LambdaContext | None,
+        box_megapixels: float,
+        done: int,
+        total: int,
+        observed_ms_per_megapixel: float = 0.0,
     ) -> None:
         """Before each object's mask: the up-front estimate cannot know the boxes (a model can make every box
-        as large as the image), so the masks stop with a clear error while there is still time to answer."""
+        as large as the image), so the masks stop with a clear error while there is still time to answer.
+        The cost per box megapixel is the reference's (scaled by the slowdown) or, when slower, what this
+        request's objects took so far."""
         if context is None or not hasattr(context, "get_remaining_time_in_millis"):
             return
         remaining = context.get_remaining_time_in_millis()
-        needed = self.slowdown() * PER_OBJECT_MEGAPIXEL_MS * box_megapixels + self.margin_ms
+        per_megapixel = max(self.slowdown() * PER_OBJECT_MEGAPIXEL_MS, observed_ms_per_megapixel)
+        needed = per_megapixel * box_megapixels + self.margin_ms
         if remaining < needed:
             raise OutOfTime(
                 f"not enough time left in this invocation to finish the masks: {remaining} ms remain after "

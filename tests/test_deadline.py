@@ -82,3 +82,11 @@ def test_each_objects_mask_needs_time_for_its_box():
     budget.record(2 * reference_ms("normal", 1.0, 5), "normal", 1.0, 5)  # a slow machine: twice the time per box
     with pytest.raises(OutOfTime):
         budget.ensure_time_for_object(Context(int(needed) + 1), MP_48, 3, 80)
+
+
+def test_what_the_objects_took_so_far_raises_the_cost_of_the_next():
+    budget = TimeBudget(margin_ms=1500)
+    reference_needed = PER_OBJECT_MEGAPIXEL_MS * 10 + 1500
+    budget.ensure_time_for_object(Context(int(reference_needed) + 1), 10.0, 1, 80, observed_ms_per_megapixel=5.0)
+    with pytest.raises(OutOfTime, match="after 1 of 80 objects"):  # this request's objects ran at 100 ms/MP
+        budget.ensure_time_for_object(Context(int(reference_needed) + 1), 10.0, 1, 80, observed_ms_per_megapixel=100.0)
