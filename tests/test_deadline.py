@@ -90,3 +90,23 @@ def test_what_the_objects_took_so_far_raises_the_cost_of_the_next():
     budget.ensure_time_for_object(Context(int(reference_needed) + 1), 10.0, 1, 80, observed_ms_per_megapixel=5.0)
     with pytest.raises(OutOfTime, match="after 1 of 80 objects"):  # this request's objects ran at 100 ms/MP
         budget.ensure_time_for_object(Context(int(reference_needed) + 1), 10.0, 1, 80, observed_ms_per_megapixel=100.0)
+
+
+def test_empty_and_tiny_boxes_do_not_read_as_a_huge_rate_per_megapixel():
+    """An empty box's mask takes a few ms for no area: the next, 1 MP box must not be priced at that rate."""
+    import time
+
+    import numpy as np
+
+    from handler.engine import pipeline
+    from handler.model import MaskCrop
+
+    class Found:
+        boxes = np.array([[5, 5, 5, 5], [0, 0, 0.01, 0.01], [0, 0, 1000, 1000]], dtype=np.float32)
+
+        def masks(self, indices):
+            for _ in indices:
+                time.sleep(0.005)
+                yield MaskCrop(top=0, left=0, mask=np.zeros((1, 1), dtype=bool))
+
+    assert len(list(pipeline._masks_in_time(Found(), [0, 1, 2], Context(600_000)))) == 3

@@ -102,11 +102,14 @@ def _segment(
 def _masks_in_time(found: Detections, keep: list[int], context: LambdaContext | None) -> Iterator[MaskCrop]:
     """The kept objects' masks, each pasted only when the invocation still has time for it, judged by the
     reference cost and by what the objects before it took here (paste and every consumer)."""
-    observed_ms_per_mp = 0.0
+    spent_ms = pasted_megapixels = 0.0
     for done, index in enumerate(keep):
         left, top, right, bottom = found.boxes[index]
-        megapixels = max((right - left) * (bottom - top) / 1e6, 1e-6)
-        time_budget.ensure_time_for_object(context, megapixels, done, len(keep), observed_ms_per_mp)
+        megapixels = (right - left) * (bottom - top) / 1e6
+        # Over at least one megapixel: small boxes' fixed costs must not read as a huge rate per megapixel.
+        observed = spent_ms / max(pasted_megapixels, 1.0)
+        time_budget.ensure_time_for_object(context, megapixels, done, len(keep), observed)
         started = time.perf_counter()
         yield from found.masks([index])  # resumes once the consumers are done with this object
-        observed_ms_per_mp = max(observed_ms_per_mp, (time.perf_counter() - started) * 1000 / megapixels)
+        spent_ms += (time.perf_counter() - started) * 1000
+        pasted_megapixels += megapixels
