@@ -61,7 +61,7 @@ def main() -> None:
             bias = torch.randn(channels)
             direct = median_ms(partial(F.conv2d, x, weight, bias, padding=1))
             winograd = median_ms(partial(winograd_with_weights, x, weight, bias))
-            used = where.channels[0] <= channels <= where.channels[1] and height * width >= where.min_pixels
+            used = where.takes(channels) and height * width >= where.min_pixels
             if used:
                 used_ratios.append(direct / winograd)
             shape = f"{channels:>5} {height:>4}x{width:<5}"

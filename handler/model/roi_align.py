@@ -8,6 +8,7 @@ the threads run side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -23,7 +24,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi-align")
 
 
-def _threaded_forward(layer: ROIAlign, original):
+def _threaded_forward(original: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable:
     def forward(features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         parts = min(torch.get_num_threads(), len(rois) // MIN_BOXES_PER_THREAD)
         if parts < 2:
@@ -41,6 +42,6 @@ def threaded_roi_align(model: torch.nn.Module) -> int:
     count = 0
     for module in model.modules():
         if isinstance(module, ROIAlign):
-            module.forward = _threaded_forward(module, module.forward)
+            module.forward = _threaded_forward(module.forward)
             count += 1
     return count

@@ -52,6 +52,9 @@ class Reach(NamedTuple):
     channels: tuple[int, int]
     min_pixels: int
 
+    def takes(self, in_channels: int) -> bool:
+        return self.channels[0] <= in_channels <= self.channels[1]
+
 
 # Measured per instruction set (docs/performance.md): where the transforms cost more than the products they
 # save, PyTorch's path stays. oneDNN's AVX-512 kernels run a direct 3x3 convolution near the matmul rate, so
@@ -124,7 +127,7 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     return result if result.shape[2:] == (height, width) else result[:, :, :height, :width].contiguous()
 
 
-def _suits(conv: torch.nn.Module, channels: tuple[int, int]) -> bool:
+def _suits(conv: torch.nn.Module, where: Reach) -> bool:
     return (
         isinstance(conv, torch.nn.Conv2d)
         and conv.kernel_size == (3, 3)
@@ -133,7 +136,7 @@ def _suits(conv: torch.nn.Module, channels: tuple[int, int]) -> bool:
         and conv.dilation == (1, 1)
         and conv.groups == 1
         and conv.padding_mode == "zeros"
-        and channels[0] <= conv.in_channels <= channels[1]
+        and where.takes(conv.in_channels)
         and getattr(conv, "norm", None) is None  # after the batch-norm fold
     )
 
@@ -169,7 +172,7 @@ def use_winograd(model: torch.nn.Module, where: Reach | None = None) -> int:
     where = where or reach()
     count = 0
     for module in model.modules():
-        if _suits(module, where.channels):
+        if _suits(module, where):
             module.forward = _winograd_forward(module, module.forward, where.min_pixels)
             count += 1
     return count
