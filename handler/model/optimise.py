@@ -55,23 +55,12 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
     channel is upsampled in another vector order than 80).
     """
 
-    head = (
-        PredictedClassPointHead(mask_head.point_head) if PredictedClassPointHead.suits(mask_head.point_head) else None
-    )
-
-    def point_logits(features, boxes, classes, coarse, terms, point_coords):
-        """The predicted class's point logits (R, 1, P)."""
-        fine_grained_features = mask_head._point_pooler(features, [boxes], point_coords)
-        if head is not None:
-            return head(fine_grained_features, point_coords, terms, classes)
-        logits = mask_head._get_point_logits(fine_grained_features, point_coords, coarse)
-        rows = torch.arange(classes.size(0), device=classes.device)
-        return logits[rows, classes].unsqueeze(1)
+    head = PredictedClassPointHead(mask_head.point_head)
 
     def refine(features, boxes, classes, coarse):
         """The predicted class's mask logits for one image's objects ``boxes`` (a Boxes) from their coarse
         masks: PixelLib's subdivision steps on that channel alone."""
-        terms = head.project(coarse, classes) if head is not None else None
+        terms = head.project(coarse, classes)
         resolution = mask_head.mask_point_subdivision_init_resolution
         mask_logits = None
         for _ in range(mask_head.mask_point_subdivision_steps + 1):
@@ -82,7 +71,8 @@ def predicted_class_subdivision(mask_head: PointRendMaskHead) -> None:
                 point_indices, point_coords = get_uncertain_point_coords_on_grid(
                     -torch.abs(mask_logits), mask_head.mask_point_subdivision_num_points
                 )
-            logits = point_logits(features, boxes, classes, coarse, terms, point_coords)
+            fine_grained_features = mask_head._point_pooler(features, [boxes], point_coords)
+            logits = head(fine_grained_features, point_coords, terms, classes)  # (R, 1, P)
             if mask_logits is None:
                 mask_logits = logits.reshape(-1, 1, resolution, resolution)
             else:

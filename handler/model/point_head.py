@@ -52,6 +52,10 @@ class PredictedClassPointHead:
     the object's coarse mask logits."""
 
     def __init__(self, head: StandardPointHead) -> None:
+        if not (isinstance(head, StandardPointHead) and head.coarse_pred_each_layer and head.fc_layers):
+            # PixelLib's PointRend config always builds this head; the algebra needs the coarse logits in
+            # every layer's input.
+            raise ValueError("a StandardPointHead with the coarse prediction in each layer is required")
         layers = [*head.fc_layers, head.predictor]
         coarse_channels = layers[1].in_channels - layers[0].out_channels
         with torch.no_grad():
@@ -60,17 +64,13 @@ class PredictedClassPointHead:
             coarse = [w[:, w.shape[1] - coarse_channels :] for w in weights]
             biases = [layer.bias.detach().clone() for layer in layers]
             self.hidden = [
-                (f.t().contiguous(), c.t().contiguous(), b) for f, c, b in zip(fine, coarse, biases, strict=True)
-            ][:-1]
+                (f.t().contiguous(), c.t().contiguous(), b)
+                for f, c, b in zip(fine[:-1], coarse[:-1], biases[:-1], strict=True)
+            ]
             self.predictor_fine = fine[-1].contiguous()  # (classes, fine channels)
             self.predictor_coarse = coarse[-1].contiguous()  # (classes, coarse channels)
             self.predictor_bias = biases[-1]
         self.class_agnostic = head.predictor.out_channels == 1
-
-    @staticmethod
-    def suits(head: torch.nn.Module) -> bool:
-        """Only the head this algebra holds for: the coarse logits concatenated to every layer's input."""
-        return isinstance(head, StandardPointHead) and head.coarse_pred_each_layer and len(head.fc_layers) > 0
 
     def _rows(self, classes: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(classes) if self.class_agnostic else classes

@@ -64,9 +64,10 @@ def test_the_predicted_class_logits_are_stocks_within_float32_rounding(stock_hea
 
 
 def test_only_the_head_the_algebra_holds_for_takes_it(stock_head):
-    assert PredictedClassPointHead.suits(stock_head)
+    PredictedClassPointHead(stock_head)
     stock_head.coarse_pred_each_layer = False
     try:
-        assert not PredictedClassPointHead.suits(stock_head)
+        with pytest.raises(ValueError, match="coarse prediction in each layer"):
+            PredictedClassPointHead(stock_head)
     finally:
         stock_head.coarse_pred_each_layer = True
