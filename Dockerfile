@@ -79,7 +79,7 @@ LABEL org.opencontainers.image.title="pointrend-lambda" \
       org.opencontainers.image.description="PointRend instance segmentation (PixelLib) on AWS Lambda"
 
 # Lambda's file system is read-only except /tmp: every cache (and HOME) points there.
-# MALLOC_ARENA_MAX=1: one glibc malloc arena, so the allocator tuning (handler/allocator.py) holds on the
+# MALLOC_ARENA_MAX=1: one glibc malloc arena, so the allocator tuning (handler/core/allocator.py) holds on the
 # worker threads that run the model for HTTP requests, not only on the main thread.
 ENV PATH=/opt/venv/bin:$PATH \
     MALLOC_ARENA_MAX=1 \

@@ -76,7 +76,7 @@ import time; started = time.perf_counter()
 import sys
 from handler.engine import segment_rgb
 from handler.model import Segmenter
-from handler.settings import Settings
+from handler.core.settings import Settings
 imported = time.perf_counter()
 segmenter = Segmenter(Settings(model_path=sys.argv[1], model_sha256=sys.argv[2] or None))
 loaded = time.perf_counter()

@@ -118,7 +118,7 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
         frames[label] = (bgr, np.ascontiguousarray(bgr[:, :, ::-1]))
     if kind.startswith("stock"):
         if kind == "stock_tuned":
-            from handler.allocator import tune_allocator
+            from handler.core.allocator import tune_allocator
 
             tune_allocator()
         stock = stock_pixellib()
@@ -194,7 +194,7 @@ def _time_ours(segmenter, lambda_handler, upload: bytes, event: dict, confidence
     The two sizes alternate, and the first image after a change of size pays for memory the allocator cannot
     reuse from the other size: so (b) and (b_http) take turns at going first, one order per call."""
     from handler.engine import SegmentOptions, segment_bytes
-    from handler.settings import get_settings
+    from handler.core.settings import get_settings
 
     clock = Clock()
 

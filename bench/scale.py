@@ -148,7 +148,7 @@ def worker(megapixels: int) -> dict:
     from handler.engine import images, render
     from handler.engine.results import Segmentation
     from handler.model import MaskCrop, Segmenter
-    from handler.settings import Settings
+    from handler.core.settings import Settings
 
     settings = Settings(model_path=MODELS["dense"], max_pixels=10**9, max_image_bytes=10**9, confidence=0.5)
     segmenter = Segmenter(settings)

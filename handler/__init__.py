@@ -1,6 +1,6 @@
 """PointRend instance segmentation as a serverless service."""
 
-from handler.allocator import tune_allocator
+from handler.core.allocator import tune_allocator
 
 __version__ = "0.1.0"
 

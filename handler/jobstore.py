@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from handler import storage
-from handler.settings import Settings
+from handler.core import storage
+from handler.core.settings import Settings
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 RECORD_NAME = "job.record"

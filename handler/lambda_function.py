@@ -12,10 +12,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from handler import metrics, snapstart
+from handler import snapstart
+
+from handler.core import metrics
 from handler.engine import get_segmenter
-from handler.logs import logger
-from handler.settings import Serves, get_settings
+from handler.core.logs import logger
+from handler.core.settings import Serves, get_settings
 
 
 class UnclaimedEvent(ValueError):

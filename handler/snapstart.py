@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from handler import metrics, storage
-from handler.deadline import time_budget
-from handler.logs import logger
-from handler.settings import DetectionSpeed, get_settings
+from handler.core import metrics, storage
+from handler.core.deadline import time_budget
+from handler.core.logs import logger
+from handler.core.settings import DetectionSpeed, get_settings
 
 INIT_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 SNAP_START = "snap-start"

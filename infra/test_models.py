@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handler.model.files import save_weights
-from handler.settings import Backbone
+from handler.core.settings import Backbone
 
 if TYPE_CHECKING:
     import torch

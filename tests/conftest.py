@@ -59,7 +59,7 @@ def custom_model_path() -> Path:
 @pytest.fixture(scope="session")
 def custom_segmenter(custom_model_path):
     from handler.model import Segmenter
-    from handler.settings import Settings
+    from handler.core.settings import Settings
 
     return Segmenter(Settings(model_path=custom_model_path, class_names=",".join(CUSTOM_CLASSES)))
 
@@ -67,7 +67,7 @@ def custom_segmenter(custom_model_path):
 @pytest.fixture(scope="session")
 def dense_segmenter(dense_model_path):
     from handler.model import Segmenter
-    from handler.settings import Settings
+    from handler.core.settings import Settings
 
     return Segmenter(Settings(model_path=dense_model_path, detection_speed="rapid"))
 
@@ -80,7 +80,7 @@ def worst_segmenter():
     """``make-test-model --worst``: every class's box covers the whole image (80 objects), the memory worst case."""
     from handler.cli import main
     from handler.model import Segmenter
-    from handler.settings import Settings
+    from handler.core.settings import Settings
 
     if not WORST_MODEL.exists():
         assert main(["make-test-model", str(WORST_MODEL), "--worst"]) == 0
@@ -96,7 +96,7 @@ def segmenter(test_model_path):
 
 @pytest.fixture(scope="session")
 def settings(test_model_path):
-    from handler.settings import get_settings
+    from handler.core.settings import get_settings
 
     return get_settings()
 
@@ -105,7 +105,7 @@ def settings(test_model_path):
 def configure(settings) -> Iterator[Callable[..., None]]:
     """``configure(max_image_bytes=...)``: the app's settings for one test, through its dependency."""
     from handler.api import app
-    from handler.settings import get_settings
+    from handler.core.settings import get_settings
 
     def override(**changes: Any) -> None:
         app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=changes)
@@ -166,7 +166,7 @@ def client(segmenter) -> Iterator[Any]:
 def jobs_bucket(bucket: str, settings: Any, client: Any) -> Iterator[str]:
     """A moto bucket that the app's settings name as SEG_JOBS_BUCKET, for this test."""
     from handler.api import app
-    from handler.settings import get_settings
+    from handler.core.settings import get_settings
 
     app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"jobs_bucket": bucket})
     yield bucket

@@ -9,7 +9,7 @@ from pycocotools import mask as coco_mask
 
 from handler.model import SPEED_SIZES, MaskCrop, Segmenter
 from handler.model.pixellib import Instances, T
-from handler.settings import DetectionSpeed
+from handler.core.settings import DetectionSpeed
 
 
 def crop_of(mask: np.ndarray, margin: int = 1) -> MaskCrop:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from handler import storage
+from handler.core import storage
 
 AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -82,7 +82,7 @@ class TransientS3:
 @contextmanager
 def s3_at(url: str) -> Iterator[None]:
     """The handler's S3 client pointed at ``url`` (a stand-in, or a port where nothing listens), then back."""
-    from handler import storage
+    from handler.core import storage
 
     saved = os.environ.get("AWS_ENDPOINT_URL")
     os.environ["AWS_ENDPOINT_URL"] = url

@@ -25,7 +25,7 @@ EXTRA_FAULTS_MAX = 25_000
 
 
 def test_import_tunes_the_allocator_before_any_thread():
-    program = "import handler.allocator as a, threading; print(a._MALLOC_TUNED, threading.active_count())"
+    program = "import handler.core.allocator as a, threading; print(a._MALLOC_TUNED, threading.active_count())"
     env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
     out = subprocess.run(
         [sys.executable, "-c", "import handler; " + program], cwd=REPO, env=env, capture_output=True, text=True

@@ -1,6 +1,6 @@
 import pytest
 
-from handler.deadline import (
+from handler.core.deadline import (
     FORWARD_MS,
     MAX_OBJECTS,
     PER_MEGAPIXEL_MS,
@@ -9,7 +9,7 @@ from handler.deadline import (
     TimeBudget,
     reference_ms,
 )
-from handler.errors import OutOfTime
+from handler.core.errors import OutOfTime
 
 MP_48 = 8064 * 6048 / 1e6
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO
 from pydantic import ValidationError
 
-from handler.settings import Settings
+from handler.core.settings import Settings
 
 
 def test_environment_is_read_with_the_seg_prefix(monkeypatch):

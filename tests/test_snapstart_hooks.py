@@ -11,8 +11,10 @@ import pytest
 import torch
 from snapshot_restore_py import get_after_restore, get_before_snapshot
 
-from handler import snapstart, storage
-from handler.deadline import time_budget
+from handler import snapstart
+
+from handler.core import storage
+from handler.core.deadline import time_budget
 
 
 def test_an_on_demand_init_registers_no_hook(lambda_handler, monkeypatch):

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import ParamSpec, TypeVar
 
-from handler.errors import ServiceBusy
+from handler.core.errors import ServiceBusy
 
 P = ParamSpec("P")
 R = TypeVar("R")

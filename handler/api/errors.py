@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from handler import metrics, storage
-from handler.errors import RetryableError, ServiceError, describe_validation_errors
-from handler.logs import logger
+from handler.core import metrics, storage
+from handler.core.errors import RetryableError, ServiceError, describe_validation_errors
+from handler.core.logs import logger
 
 RETRY_AFTER_SECONDS = "2"
 # S3 asks to slow down (SlowDown) or is failing: give it longer than a busy process needs.

@@ -24,13 +24,15 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
-from handler import jobstore, storage
+from handler import jobstore
+
+from handler.core import storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
 from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
-from handler.errors import JobNotFound
-from handler.logs import logger
-from handler.settings import Settings, get_settings
+from handler.core.errors import JobNotFound
+from handler.core.logs import logger
+from handler.core.settings import Settings, get_settings
 
 CUTOUT_NAME = re.compile(r"[0-9]{2,}-[A-Za-z0-9_-]+\.png")
 MAX_NAME_CHARS = 100

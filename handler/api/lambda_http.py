@@ -15,11 +15,11 @@ from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Scope
 
-from handler import metrics
+from handler.core import metrics
 from handler.api.page import PAGE_CSP, SECURITY_HEADERS
 from handler.api.routes import app
-from handler.errors import CodedError, MalformedEvent, ResponseTooLarge
-from handler.logs import logger
+from handler.core.errors import CodedError, MalformedEvent, ResponseTooLarge
+from handler.core.logs import logger
 
 
 class CheckedRequest:

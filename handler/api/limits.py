@@ -11,7 +11,7 @@ import json
 
 from fastapi import Response
 
-from handler.errors import ResponseTooLarge
+from handler.core.errors import ResponseTooLarge
 
 LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024  # synchronous invocations: request and response payloads, each
 ENVELOPE_BYTES = 16 * 1024  # statusCode, headers and the rest of Mangum's response around the body

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from handler.engine import get_segmenter
-from handler.errors import ModelFileError
+from handler.core.errors import ModelFileError
 
 
 def _describe_classes(node: Any, text: str) -> None:

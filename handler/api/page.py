@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handler import storage
-from handler.settings import Settings, get_settings
+from handler.core import storage
+from handler.core.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

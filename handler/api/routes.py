@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handler import __version__, metrics
+from handler import __version__
+
+from handler.core import metrics
 from handler.api import errors as api_errors
 from handler.api.admission import Admission, get_admission
 from handler.api.docs_pages import ASSETS_PATH as DOCS_ASSETS_PATH
@@ -38,7 +40,7 @@ from handler.api.models import (
 from handler.api.openapi import model_openapi
 from handler.api.page import STATIC_DIR, SecurityHeaders, router
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
-from handler.deadline import LambdaContext
+from handler.core.deadline import LambdaContext
 from handler.engine import (
     CutoutWriter,
     CutoutZip,
@@ -50,9 +52,9 @@ from handler.engine import (
     get_segmenter,
     segment_bytes,
 )
-from handler.errors import InvalidRequest, ModelFileError
-from handler.logs import logger
-from handler.settings import Settings, get_settings
+from handler.core.errors import InvalidRequest, ModelFileError
+from handler.core.logs import logger
+from handler.core.settings import Settings, get_settings
 
 Render = Callable[[SegmentedImage], Response]
 

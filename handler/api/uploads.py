@@ -15,9 +15,9 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from handler import storage
+from handler.core import storage
 from handler.api.models import SegmentJSONRequest
-from handler.errors import (
+from handler.core.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -26,8 +26,8 @@ from handler.errors import (
     UnsupportedMediaType,
     describe_validation_errors,
 )
-from handler.settings import Settings
-from handler.storage import S3Location
+from handler.core.settings import Settings
+from handler.core.storage import S3Location
 
 IMAGE_FIELD = "image"
 # Room for multipart framing or JSON around the image; base64 makes the image itself 4/3 as large.

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from handler.settings import SHA256_PIN_FILE, Backbone, default_model_path
+from handler.core.settings import SHA256_PIN_FILE, Backbone, default_model_path
 
 BACKBONE_NAMES: tuple[str, ...] = get_args(Backbone)
 
@@ -189,7 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from handler.settings import get_settings
+    from handler.core.settings import get_settings
 
     try:  # a setup that cannot work stops here, before the model loads, with what to change
         get_settings()

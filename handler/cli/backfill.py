@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from handler.cli.estimate import Estimate, size
 from handler.engine import RequestOptions
-from handler.errors import InvalidRequest
+from handler.core.errors import InvalidRequest
 
 REPORT_FOLDER = "batch-operations"
 DONE = frozenset({"Complete", "Failed", "Cancelled"})

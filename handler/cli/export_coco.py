@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from handler import storage
+from handler.core import storage
 from handler.engine import (
     Categories,
     NotAResult,
@@ -31,7 +31,7 @@ from handler.engine import (
     coco_source_name,
     model_classes,
 )
-from handler.errors import ServiceError
+from handler.core.errors import ServiceError
 
 # A result JSON holds one image's masks as RLE: tens of KB, a few MB for a crowded 48 MP photo.
 MAX_RESULT_BYTES = 64 * 1024 * 1024

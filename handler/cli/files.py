@@ -22,8 +22,8 @@ from handler.engine import (
     get_segmenter,
     segment_bytes,
 )
-from handler.errors import ServiceError
-from handler.settings import get_settings
+from handler.core.errors import ServiceError
+from handler.core.settings import get_settings
 
 
 def segment_files(

@@ -17,7 +17,7 @@ from typing import Any
 from pycocotools import mask as coco_mask
 
 from handler.engine.results import COCO_CATEGORY_IDS
-from handler.errors import InvalidRequest
+from handler.core.errors import InvalidRequest
 from handler.model import COCO_CLASS_NAMES
 
 # COCO's supercategories, as runs over the 80 classes in their order (instances_val2017.json's).

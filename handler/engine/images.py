@@ -9,7 +9,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from handler.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, TooManyPixels, UnsupportedImage
+from handler.core.errors import CorruptImage, EmptyImage, ImageTooLarge, NotAnImage, TooManyPixels, UnsupportedImage
 
 # HEIF/HEIC (iPhones' default) through pillow-heif's Pillow plugin, AVIF through Pillow's own. pillow-heif
 # applies the HEIF container's rotation while decoding and resets the EXIF orientation to 1; for the other

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from handler.engine.cutouts import CutoutMode
 from handler.engine.pipeline import SegmentOptions
 from handler.engine.results import MaskFormat
-from handler.errors import InvalidRequest
+from handler.core.errors import InvalidRequest
 
 
 class RequestOptions(BaseModel):

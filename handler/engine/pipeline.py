@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handler.deadline import LambdaContext, time_budget
+from handler.core.deadline import LambdaContext, time_budget
 from handler.engine import images
 from handler.engine.objects import Outputs, encode_objects
 from handler.engine.results import Segmentation
 from handler.model import Detections, MaskCrop, Segmenter
-from handler.settings import DetectionSpeed, Settings
+from handler.core.settings import DetectionSpeed, Settings
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def segment_bytes(
     outputs: Outputs = Outputs(),
 ) -> SegmentedImage:
     """Decode and segment, making what ``outputs`` asks for (default: RLE masks); raises
-    ``handler.errors.ServiceError`` subclasses for bad input, and ``handler.deadline.OutOfTime``
+    ``handler.core.errors.ServiceError`` subclasses for bad input, and ``handler.core.deadline.OutOfTime``
     when the Lambda ``context`` has too little time left for one image."""
     started = time.perf_counter()
     segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image

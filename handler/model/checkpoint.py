@@ -12,7 +12,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from handler.errors import ModelFileError
+from handler.core.errors import ModelFileError
 
 
 class WeightsUnpickler(pickle.Unpickler):

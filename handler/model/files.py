@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from handler.settings import SHA256_PIN_FILE, Backbone
+from handler.core.settings import SHA256_PIN_FILE, Backbone
 
 RELEASE_URL = "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/"
 DEFAULT_FILE = "pointrend_resnet50.pkl"

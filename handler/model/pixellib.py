@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from handler.model.no_dynamo import import_torchvision
-from handler.settings import Backbone, DetectionSpeed
+from handler.core.settings import Backbone, DetectionSpeed
 
 import_torchvision()  # before PixelLib's layers import torchvision.ops: without torch._dynamo (no_dynamo.py)
 if not hasattr(Image, "LINEAR"):

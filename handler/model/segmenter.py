@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handler.allocator import tune_allocator
-from handler.errors import InvalidRequest, ModelFileError
+from handler.core.allocator import tune_allocator
+from handler.core.errors import InvalidRequest, ModelFileError
 from handler.model.checkpoint import Checkpoint, load_weights, read_checkpoint
 from handler.model.optimise import optimise
 from handler.model.paste import MaskCrop, paste_one, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, SPEED_SIZES, T, build_pointrend, model_name
-from handler.settings import DetectionSpeed, Settings, get_settings
+from handler.core.settings import DetectionSpeed, Settings, get_settings
 
 
 @dataclass(frozen=True)

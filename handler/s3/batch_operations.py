@@ -26,14 +26,14 @@ from aws_lambda_powertools.utilities.data_classes import (
 from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event import S3BatchOperationTask
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handler import metrics
-from handler.deadline import LambdaContext
+from handler.core import metrics
+from handler.core.deadline import LambdaContext
 from handler.engine import RequestOptions, get_segmenter
-from handler.errors import InvalidRequest, RetryableError
-from handler.logs import logger
+from handler.core.errors import InvalidRequest, RetryableError
+from handler.core.logs import logger
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import BATCH_TASK, ObjectRef
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 # Result strings go into the completion report CSV, one row per object: kept to a readable length.
 MAX_RESULT_STRING = 1000

@@ -27,14 +27,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from handler import metrics
-from handler.deadline import LambdaContext
+from handler.core import metrics
+from handler.core.deadline import LambdaContext
 from handler.engine import get_segmenter
-from handler.logs import logger, redact_job_ids
+from handler.core.logs import logger, redact_job_ids
 from handler.s3 import batch_operations, failures
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import ObjectRef, Processed
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 
 class UnknownEvent(ValueError):

@@ -19,8 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from handler import jobstore, metrics, storage
-from handler.deadline import LambdaContext
+from handler import jobstore
+
+from handler.core import metrics, storage
+from handler.core.deadline import LambdaContext
 from handler.engine import (
     LONGEST_NAME,
     OBJECTS_SUFFIX,
@@ -30,10 +32,10 @@ from handler.engine import (
     Segmenter,
     segment_bytes,
 )
-from handler.errors import InvalidRequest, ServiceError
-from handler.logs import logger
-from handler.settings import Settings
-from handler.storage import MAX_KEY_BYTES
+from handler.core.errors import InvalidRequest, ServiceError
+from handler.core.logs import logger
+from handler.core.settings import Settings
+from handler.core.storage import MAX_KEY_BYTES
 
 Outcome = Literal["segmented", "error_record", "skipped"]
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import IMAGES, FakeLambdaContext, read_event
 from PIL import Image
 
-from handler import storage
+from handler.core import storage
 
 PHOTO = IMAGES / "astronaut.jpg"
 EXAMPLE_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"

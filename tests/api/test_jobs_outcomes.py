@@ -14,7 +14,7 @@ from conftest import IMAGES, FakeLambdaContext, read_event
 from test_jobs import create, deliver, key_of, status, upload
 
 from handler import jobstore
-from handler.settings import MAX_INLINE_RESULT_BYTES as INLINE_RESULT_BYTES
+from handler.core.settings import MAX_INLINE_RESULT_BYTES as INLINE_RESULT_BYTES
 
 PHOTO = IMAGES / "astronaut.jpg"
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024

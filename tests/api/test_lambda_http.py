@@ -173,7 +173,7 @@ def test_a_48_mp_upload_after_small_ones_is_refused_not_killed(lambda_handler, m
     """The deadline knows the image: small requests pass with the same time left that a 48 MP one lacks
     (whose worst case is far beyond what small ones took), so it gets a 503 instead of Lambda's kill."""
     from events.make_http_events import http_api_v2, multipart
-    from handler.deadline import TimeBudget
+    from handler.core.deadline import TimeBudget
     from handler.engine import pipeline
 
     monkeypatch.setattr(pipeline, "time_budget", TimeBudget())
@@ -205,9 +205,9 @@ def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(lambda_han
     Lambda's kill."""
     from events.make_http_events import http_api_v2, multipart
     from handler.api import app
-    from handler.deadline import TimeBudget
+    from handler.core.deadline import TimeBudget
     from handler.engine import get_segmenter, pipeline
-    from handler.settings import get_settings
+    from handler.core.settings import get_settings
 
     budget = TimeBudget()
     monkeypatch.setattr(pipeline, "time_budget", budget)

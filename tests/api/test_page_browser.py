@@ -25,7 +25,7 @@ from conftest import IMAGES, REPO, FakeLambdaContext, read_event
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from handler import storage
+from handler.core import storage
 
 pytestmark = pytest.mark.browser
 

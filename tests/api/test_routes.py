@@ -24,14 +24,14 @@ from pycocotools import mask as coco_mask
 from s3_faults import TransientS3, s3_answers, s3_at
 
 import handler
-from handler import storage
+from handler.core import storage
 from handler.api import app
 from handler.api.admission import Admission, get_admission
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
 from handler.engine.results import SEED_KEYS
-from handler.errors import ServiceBusy
+from handler.core.errors import ServiceBusy
 from handler.model import COCO_CLASS_NAMES
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 PHOTO = (IMAGES / "astronaut.jpg").read_bytes()  # 320 x 320
 

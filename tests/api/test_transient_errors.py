@@ -12,7 +12,7 @@ from conftest import IMAGES
 from s3_faults import TransientS3, s3_at
 
 from handler.api import app
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 TRANSIENT = [(503, "SlowDown"), (500, "InternalError"), (503, "ServiceUnavailable"), (429, "TooManyRequests")]
 

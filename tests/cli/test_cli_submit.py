@@ -21,12 +21,12 @@ from conftest import IMAGES, FakeLambdaContext, read_event
 from flaky_http import Failure, Rule, flaky
 from PIL import Image
 
-from handler import storage
+from handler.core import storage
 from handler.api import app
 from handler.cli import main
 from handler.cli.backoff import Backoff, retry_after
 from handler.cli.submit import submit_files
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 PHOTO = IMAGES / "astronaut.jpg"
 EXAMPLE_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"

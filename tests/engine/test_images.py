@@ -5,7 +5,7 @@ import pytest
 from imaging import encode, gradient, png_header_only, with_exif_orientation
 from PIL import Image, ImageFile
 
-from handler import errors
+from handler.core import errors
 from handler.engine import images
 
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 10_000_000}

@@ -11,11 +11,11 @@ import torch
 from conftest import CUSTOM_CLASSES, IMAGES
 
 from handler.engine import images, segment_rgb
-from handler.errors import InvalidRequest, ModelFileError
+from handler.core.errors import InvalidRequest, ModelFileError
 from handler.model import Segmenter, read_checkpoint, read_weights
 from handler.model.optimise import fold_frozen_batchnorms
 from handler.model.pixellib import FrozenBatchNorm2d, build_pointrend
-from handler.settings import Settings
+from handler.core.settings import Settings
 
 NAMES = ",".join(CUSTOM_CLASSES)
 

@@ -24,11 +24,11 @@ from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 from s3_faults import s3_answers
 
-from handler import storage
-from handler.errors import OutOfTime
+from handler.core import storage
+from handler.core.errors import OutOfTime
 from handler.s3 import events as s3_events
 from handler.s3.objects import ObjectRef, output_key, skip_reason
-from handler.settings import Settings
+from handler.core.settings import Settings
 
 SAMPLE_BUCKET = "pointrend-uploads-example"
 SAMPLE_KEY = "uploads/astronaut.jpg"

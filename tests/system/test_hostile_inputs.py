@@ -33,11 +33,11 @@ from imaging import (
     png_header_only,
 )
 
-from handler import storage
+from handler.core import storage
 from handler.api import app
 from handler.api.admission import get_admission
 from handler.api.models import ErrorResponse, SegmentResponse
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 PHOTO = (IMAGES / "astronaut.jpg").read_bytes()
 SMALL = encode(gradient(64, 48), "JPEG")

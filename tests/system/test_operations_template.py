@@ -1,5 +1,5 @@
 """template.yaml's operations part: caps (API throttling, reserved and provisioned concurrency), alarms and
-their topic, the dashboard of handler/metrics.py's metrics, log groups with a retention, optional tracing;
+their topic, the dashboard of handler/core/metrics.py's metrics, log groups with a retention, optional tracing;
 and that it stays lint-clean with every optional parameter off (the defaults) and all on."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from handler import metrics
+from handler.core import metrics
 from infra import image_spec
 
 TEMPLATE = REPO / "template.yaml"
@@ -253,7 +253,7 @@ def test_application_errors_alarm_watches_the_500s_mangum_answers(resources):
 
 
 def test_the_errors_metric_has_the_alarms_dimensions_when_a_request_fails(capsys):
-    # What handler/metrics.py prints for one 500 is what HttpApplicationErrorsAlarm watches.
+    # What handler/core/metrics.py prints for one 500 is what HttpApplicationErrorsAlarm watches.
     with metrics.scope():
         metrics.record_error("http", "internal_error")
     (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines() if "Errors" in text]

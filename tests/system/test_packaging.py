@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from handler.settings import Settings
+from handler.core.settings import Settings
 from infra import bake_model, image_spec, sam_local_template
 from infra.rie import IMAGE_ENV
 
@@ -141,7 +141,7 @@ def test_dockerfile_bakes_the_checked_model_and_points_caches_at_tmp():
     assert env["SEG_MODEL_BACKBONE"] == "${MODEL_BACKBONE}" and re.search(r"(?m)^ARG MODEL_BACKBONE$", final)
     for name in ("HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
         assert env[name].startswith("/tmp"), name
-    # one malloc arena (handler/allocator.py), and the emulator runs with the same
+    # one malloc arena (handler/core/allocator.py), and the emulator runs with the same
     assert env["MALLOC_ARENA_MAX"] == "1"
     assert {name: env[name] for name in IMAGE_ENV} == IMAGE_ENV
 
@@ -223,7 +223,7 @@ def test_cmd_names_an_importable_function(test_model_path):
 
 
 def test_template_environment_is_valid_settings(monkeypatch):
-    from handler.settings import Settings
+    from handler.core.settings import Settings
 
     for name, value in image_spec.function_spec().environment.items():
         monkeypatch.setenv(name, value)

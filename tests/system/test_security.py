@@ -28,14 +28,14 @@ from conftest import IMAGES, REPO, FakeLambdaContext
 from fastapi.testclient import TestClient
 from imaging import encode, gradient, multipart
 
-from handler import storage
+from handler.core import storage
 from handler.api import app
 from handler.api import routes as api
 from handler.api.page import STATIC_DIR
-from handler.errors import ModelFileError
+from handler.core.errors import ModelFileError
 from handler.model import Segmenter, WeightsUnpickler, read_weights
 from handler.model.files import sha256_of
-from handler.settings import Settings, get_settings
+from handler.core.settings import Settings, get_settings
 from infra import image_spec
 
 SMALL = encode(gradient(64, 48), "JPEG")

@@ -19,7 +19,7 @@ import pytest
 from conftest import IMAGES, REPO, read_event
 from runtime_api import RuntimeApi, runtime_api
 
-from handler import storage
+from handler.core import storage
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from handler.settings import Settings, prefix_conflicts
+from handler.core.settings import Settings, prefix_conflicts
 from infra import image_spec
 
 TEMPLATE = image_spec.load_template(REPO / "template.yaml")

@@ -1,7 +1,7 @@
 """Service metrics as CloudWatch embedded metric format (EMF) lines on stdout, with Powertools Metrics.
 
 One namespace, ``PointRend``; dimensions ``service``, ``entry_point`` (http | s3 | jobs | batch) and, for
-``Errors`` only, ``error_code`` (the stable codes of ``handler.errors`` and the HTTP error handlers): a few
+``Errors`` only, ``error_code`` (the stable codes of ``handler.core.errors`` and the HTTP error handlers): a few
 dozen series in all. What is recorded, and where:
 
 - ``record_image(entry_point, result)``: ``ImagesSegmented``, ``ObjectsFound``, ``DecodeLatency``,
@@ -31,7 +31,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, Metrics, MetricUnit
 from aws_lambda_powertools.metrics.provider import cold_start
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handler.settings import get_settings
+from handler.core.settings import get_settings
 
 NAMESPACE = "PointRend"
 SERVICE = "pointrend"

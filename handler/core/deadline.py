@@ -20,8 +20,8 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from handler.errors import OutOfTime
-from handler.settings import DetectionSpeed
+from handler.core.errors import OutOfTime
+from handler.core.settings import DetectionSpeed
 
 # The reference machine's costs, rounded up (docs/performance.md, "What the deadline assumes").
 FORWARD_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid": 700.0}

@@ -22,8 +22,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as NoConnection
 
-from handler.errors import Forbidden, ImageTooLarge, InvalidRequest, NotFound
-from handler.logs import logger
+from handler.core.errors import Forbidden, ImageTooLarge, InvalidRequest, NotFound
+from handler.core.logs import logger
 
 # Standard retry mode (3 attempts unless AWS_MAX_ATTEMPTS says otherwise); timeouts well inside a Lambda's.
 CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
