@@ -16,7 +16,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from handler.cli.backfill import BackfillError, Clients, JobPlace, Stack, submit, user_arguments
+from handler.cli.batch_jobs import BackfillError, Clients, JobPlace, Stack, create_lambda_job, user_arguments
 
 
 def failed_tasks(clients: Clients, place: JobPlace, job_id: str) -> list[tuple[str, str, str]]:
@@ -61,4 +61,4 @@ def retry_failed(args: argparse.Namespace, clients: Clients, stack: Stack, job_i
         }
     }
     description = f"pointrend retry of {len(failed)} failed tasks of job {job_id}"
-    return submit(clients.s3control, place, args, manifest, arguments, description)
+    return create_lambda_job(clients.s3control, place, args, manifest, arguments, description)
