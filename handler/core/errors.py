@@ -103,6 +103,41 @@ class ResponseTooLarge(ServiceError):
     status = 413
 
 
+class CorruptVideo(ServiceError):
+    """A video OpenCV's FFmpeg cannot open: not a video, truncated (no index) or damaged."""
+
+    code = "corrupt_video"
+    status = 422
+
+
+class EmptyVideo(ServiceError):
+    """A video container with no decodable frame."""
+
+    code = "empty_video"
+    status = 422
+
+
+class UnsupportedVideo(ServiceError):
+    """A video whose codec OpenCV's FFmpeg cannot decode."""
+
+    code = "unsupported_video"
+    status = 415
+
+
+class VideoTooLarge(ServiceError):
+    """A video over one of the video limits (bytes, frames, seconds, pixels); the message names the setting."""
+
+    code = "video_too_large"
+    status = 413
+
+
+class FrameSizeChanged(ServiceError):
+    """A video whose frames change size part-way (one overlay video needs one frame size)."""
+
+    code = "frame_size_changed"
+    status = 422
+
+
 class RetryableError(CodedError):
     """The input is fine but the service cannot take it now: answered 503 over HTTP, retried for S3."""
 

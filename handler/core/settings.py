@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     worker_timeout_s: int = Field(300, ge=1, le=900)
     worker_max_retries: int = Field(2, ge=0, le=2)
     worker_max_event_age_s: int = Field(3600, ge=60, le=6 * 3600)
+    # Video (docs/video.md#limits): a clip over any of these is refused before its first frame is segmented.
+    video_max_bytes: int = Field(2 * 1024**3, ge=1, description="largest video file or upload, bytes")
+    video_max_frames: int = Field(108_000, ge=1, description="most frames in a video (the container's count)")
+    video_max_seconds: float = Field(3600.0, gt=0, description="longest video, seconds")
+    video_max_pixels: int = Field(3840 * 2160, ge=1, description="most pixels in one displayed frame")
+    video_chunk_frames: int = Field(300, ge=1, description="most frames in one chunk of a distributed run")
 
     @field_validator("allowed_buckets", mode="before")
     @classmethod
