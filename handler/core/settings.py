@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from handler.core.cpus import available_cpus
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"  # the default backbone's
 # The weights' sha256 that the image build checks (``fetch-model`` writes it when absent).
@@ -48,7 +50,13 @@ class Settings(BaseSettings):
     )
     confidence: float = Field(0.5, ge=0.0, le=1.0)
     detection_speed: DetectionSpeed = "normal"
-    torch_threads: int | None = Field(None, ge=1, description="default: torch's own choice")
+    torch_threads: int = Field(
+        "auto",  # type: ignore[assignment]  # resolved to a number by _threads_follow_the_cpus
+        ge=1,
+        validate_default=True,
+        description="torch's intra-op threads and the per-object pool: auto (the CPUs the process may use: "
+        "affinity and cgroup quota) or a number, which wins",
+    )
     max_image_bytes: int = Field(6 * 1024 * 1024, ge=1)
     # 8064 x 6048, the iPhone's 48 MP: the largest size bench/scale.py measured inside the memory and time bounds
     # with 100 objects (docs/performance.md).
@@ -101,6 +109,16 @@ class Settings(BaseSettings):
     video_max_seconds: float = Field(3600.0, gt=0, description="longest video, seconds")
     video_max_pixels: int = Field(3840 * 2160, ge=1, description="most pixels in one displayed frame")
     video_chunk_frames: int = Field(300, ge=1, description="most frames in one chunk of a distributed run")
+    video_state_machine_arn: str | None = Field(
+        None, description="the video state machine (template.yaml) a video upload starts; unset: videos are refused"
+    )
+
+    @field_validator("torch_threads", mode="before")
+    @classmethod
+    def _threads_follow_the_cpus(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+            return available_cpus()
+        return value
 
     @field_validator("allowed_buckets", mode="before")
     @classmethod
