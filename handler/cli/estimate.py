@@ -1,7 +1,9 @@
 """What a backfill will cost and take, from the object count and a per-image time: ``backfill --dry-run``.
 
-The per-image time defaults to ``bench/engine.py``'s figure for our engine at 1333x800 (its date and machine
-are in docs/performance.md): Lambda at the default 3008 MB runs on 2 vCPUs too.
+The per-image time and the init come from ``handler/core/measured.json`` (each figure with its bench, machine,
+instruction set and date): the "memory_sizes" section's seconds per image at the worker's MemorySize when that
+bench measured or projected it, else the "engine" section's (``bench/engine.py``, on 2 vCPUs as Lambda at its
+default MemorySize); the init is the "init" section's worker figure (``bench/init.py``).
 Prices are AWS's published us-east-1 list prices (Lambda per GB-s and per request, S3 Standard requests,
 S3 Batch Operations per job and per object); each is a flag where they differ.
 """
@@ -9,10 +11,12 @@ S3 Batch Operations per job and per object); each is a flag where they differ.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-SECONDS_PER_IMAGE = 2.90  # bench/engine.py, (b) ours at 1333x800 (docs/performance.md)
-INIT_SECONDS = 6.7  # one cold start's init phase under the Lambda emulator (docs/performance.md), per environment
+from handler.core.measured import MissingMeasurement, measured
+
+MEASURED_NAME = "handler/core/measured.json"
 GB_SECOND_PRICE = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 REQUEST_PRICE = 0.20 / 1e6  # Lambda, per invocation
 S3_READ_PRICE = 0.0004 / 1000  # HEAD and GET, each
@@ -21,17 +25,58 @@ BATCH_JOB_PRICE = 0.25
 BATCH_OBJECT_PRICE = 1.00 / 1e6
 
 
+def _rows(section: dict[str, Any]) -> dict[int, float]:
+    """MemorySize -> seconds per image, from ``{"seconds_per_image": {"3008": s, ...}}`` or from rows
+    ``[{"memory_mb": m, "seconds_per_image": s}, ...]`` under any key."""
+    per_size = section.get("seconds_per_image")
+    if isinstance(per_size, dict):
+        return {int(memory): float(seconds) for memory, seconds in per_size.items()}
+    rows = [row for value in section.values() if isinstance(value, list) for row in value if isinstance(row, dict)]
+    keys = {"memory_mb", "seconds_per_image"}
+    return {int(row["memory_mb"]): float(row["seconds_per_image"]) for row in rows if keys <= row.keys()}
+
+
+def measured_seconds_per_image(memory_mb: int) -> tuple[float, str]:
+    """Seconds per image at this MemorySize and where the figure comes from: the memory_sizes row of the
+    largest MemorySize not above it (less memory is fewer vCPUs: never an optimistic figure), else the engine's."""
+    try:
+        rows = {size: seconds for size, seconds in _rows(measured("memory_sizes")).items() if size <= memory_mb}
+    except MissingMeasurement:
+        rows = {}
+    section = "memory_sizes" if rows else "engine"
+    figures = measured(section)
+    seconds = rows[max(rows)] if rows else float(figures["seconds_per_image"])
+    return seconds, f"{figures['source'].split()[0]} on {figures['date']}, {MEASURED_NAME} {section!r}"
+
+
+def measured_init_seconds() -> float:
+    """One worker environment's init (imports and model load), counted once per environment."""
+    return float(measured("init")["worker_seconds"])
+
+
 @dataclass(frozen=True)
 class Estimate:
     objects: int
     total_bytes: int
-    seconds_per_image: float = SECONDS_PER_IMAGE
+    seconds_per_image: float | None = None  # None: the measured figure for memory_mb
     memory_mb: int = 3008
     architecture: str = "x86_64"
+    source: str = field(default="given", init=False)
+
+    def __post_init__(self) -> None:
+        if self.seconds_per_image is None:
+            seconds, source = measured_seconds_per_image(self.memory_mb)
+            object.__setattr__(self, "seconds_per_image", seconds)
+            object.__setattr__(self, "source", source)
+
+    @property
+    def per_image(self) -> float:
+        assert self.seconds_per_image is not None  # set in __post_init__
+        return self.seconds_per_image
 
     @property
     def lambda_seconds(self) -> float:
-        return self.objects * self.seconds_per_image
+        return self.objects * self.per_image
 
     @property
     def gb_seconds(self) -> float:
@@ -49,14 +94,13 @@ class Estimate:
     def wall_clock_seconds(self, concurrency: int) -> float:
         """Every copy busy from start to end, after one cold start each; Batch Operations' ramp-up not counted."""
         rounds = math.ceil(self.objects / concurrency) if self.objects else 0
-        return INIT_SECONDS + rounds * self.seconds_per_image
+        return measured_init_seconds() + rounds * self.per_image
 
     def lines(self, concurrencies: list[int]) -> list[str]:
         costs = self.costs()
-        per_image = self.seconds_per_image * self.memory_mb / 1024
+        per_image = self.per_image * self.memory_mb / 1024
         lines = [
-            f"per image: {self.seconds_per_image:.2f} s at {self.memory_mb} MB = {per_image:.2f} GB-s "
-            f"({'bench/engine.py, docs/performance.md' if self.seconds_per_image == SECONDS_PER_IMAGE else 'given'})",
+            f"per image: {self.per_image:.2f} s at {self.memory_mb} MB = {per_image:.2f} GB-s ({self.source})",
             f"Lambda time: {self.lambda_seconds:,.0f} s ({self.lambda_seconds / 3600:,.1f} h), "
             f"{self.gb_seconds:,.0f} GB-s",
             "cost (us-east-1 list prices, "

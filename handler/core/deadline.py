@@ -4,14 +4,15 @@ Lambda kills an invocation that runs out of time mid-way: the client gets a bare
 the whole event is retried. Checking the remaining time first turns that into a clear 503 (HTTP) or a
 reported, retried record (S3), before the model starts.
 
-The estimate knows the image: a cost model on the reference machine (2 vCPUs, as Lambda at 3008 MB) of a
-per-speed forward pass, the worst-case per-object cost of the mask head (for as many objects as the model may
-return) and a per-megapixel cost (decode, resize, and the masks' paste, encoding and drawing for boxes of
-ordinary sizes). The boxes are known only after the model: before each object's mask, its box's size is
-checked against the time left as well, so a model whose boxes all cover the image ends with a clear error
-instead of Lambda's kill. Images this process has timed scale it up
-when they ran slower than the model predicts (a loaded or smaller machine), never down: one fast small image
-says nothing about a large one. Where the constants come from: docs/performance.md.
+The estimate knows the image: a cost model on the reference machine (2 vCPUs, as Lambda at its default
+MemorySize) of a per-speed forward pass, the worst-case per-object cost of the mask head (for as many objects
+as the model may return) and a per-megapixel cost (decode, resize, and the masks' paste, encoding and drawing
+for boxes of ordinary sizes). The boxes are known only after the model: before each object's mask, its box's
+size is checked against the time left as well, so a model whose boxes all cover the image ends with a clear
+error instead of Lambda's kill. Images this process has timed scale it up when they ran slower than the model
+predicts (a loaded or smaller machine), never down: one fast small image says nothing about a large one. The
+costs are the "deadline" section of ``handler/core/measured.json`` (with the bench, machine, instruction set
+and date that measured them; docs/performance.md explains them).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from collections import deque
 from typing import Protocol
 
 from handler.core.errors import OutOfTime
+from handler.core.measured import measured
 from handler.core.settings import DetectionSpeed
 
-# The reference machine's costs, rounded up (docs/performance.md, "What the deadline assumes").
-FORWARD_MS: dict[str, float] = {"normal": 3500.0, "fast": 1200.0, "rapid": 700.0}
-PER_OBJECT_MS = 30.0
-PER_MEGAPIXEL_MS = 400.0
-PER_OBJECT_MEGAPIXEL_MS = 20.0  # one object's paste, encoding and drawing, per megapixel of its box
+# The reference machine's measured costs.
+_MEASURED = measured("deadline")
+FORWARD_MS: dict[str, float] = {speed: float(ms) for speed, ms in _MEASURED["forward_ms"].items()}
+PER_OBJECT_MS = float(_MEASURED["per_object_ms"])
+PER_MEGAPIXEL_MS = float(_MEASURED["per_megapixel_ms"])
+PER_OBJECT_MEGAPIXEL_MS = float(_MEASURED["per_object_megapixel_ms"])  # one object's paste, encoding, drawing
 MAX_OBJECTS = 100  # the model's detections per image (detectron2's TEST.DETECTIONS_PER_IMAGE)
 
 

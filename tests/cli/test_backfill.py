@@ -113,16 +113,63 @@ def test_dry_run_counts_the_prefix_through_every_page_and_prints_the_estimate(s3
     assert out[1:] == Estimate(objects=1005, total_bytes=total).lines([100, 1000])
 
 
-def test_the_estimate_for_a_million_images():
+@pytest.fixture
+def data_file(tmp_path, monkeypatch):
+    """handler.core.measured reading a data file of this test's own (the benches' format)."""
+    from handler.core import measured
+
+    monkeypatch.setattr(measured, "MEASURED_FILE", tmp_path / "measured.json")
+    measured._all.cache_clear()
+    yield measured
+    measured._all.cache_clear()
+
+
+def write_engine_and_init(data_file, seconds_per_image: float, worker_init: float) -> None:
+    provenance = {"machine": "a test", "isa": "none", "date": "2026-01-02"}
+    data_file.write_section("engine", {"seconds_per_image": seconds_per_image}, source="bench/engine.py", **provenance)
+    data_file.write_section("init", {"worker_seconds": worker_init}, source="bench/init.py", **provenance)
+
+
+def test_the_estimate_for_a_million_images(data_file):
+    write_engine_and_init(data_file, seconds_per_image=2.90, worker_init=6.7)
     estimate = Estimate(objects=1_000_000, total_bytes=2_000_000_000_000)
     assert estimate.lines([100, 1000]) == [
-        "per image: 2.90 s at 3008 MB = 8.52 GB-s (bench/engine.py, docs/performance.md)",
+        "per image: 2.90 s at 3008 MB = 8.52 GB-s (bench/engine.py on 2026-01-02, handler/core/measured.json 'engine')",
         "Lambda time: 2,900,000 s (805.6 h), 8,518,750 GB-s",
         "cost (us-east-1 list prices, x86_64): Lambda compute $141.98, Lambda requests $0.20, S3 requests $10.80, "
         "Batch Operations $1.25; total $154.23",
         "wall-clock at concurrency 100: 8.1 h",
         "wall-clock at concurrency 1,000: 48 min",
     ]
+
+
+def test_the_estimate_reads_the_memory_sizes_row_at_or_below_the_workers_memory(data_file):
+    write_engine_and_init(data_file, seconds_per_image=2.90, worker_init=6.7)
+    rows = [{"memory_mb": 1769, "seconds_per_image": 4.1}, {"memory_mb": 3538, "seconds_per_image": 2.2}]
+    provenance = {"machine": "a test", "isa": "none", "date": "2026-01-02"}
+    data_file.write_section("memory_sizes", {"rows": rows}, source="bench/memory_sizes.py", **provenance)
+    assert Estimate(objects=1, total_bytes=1, memory_mb=3538).seconds_per_image == 2.2
+    assert Estimate(objects=1, total_bytes=1, memory_mb=3008).seconds_per_image == 4.1  # fewer vCPUs than 3538's
+    assert Estimate(objects=1, total_bytes=1, memory_mb=1024).seconds_per_image == 2.90  # below every row: the engine
+    assert "'memory_sizes'" in Estimate(objects=1, total_bytes=1, memory_mb=10240).lines([1])[0]
+    assert Estimate(objects=1, total_bytes=1, seconds_per_image=1.5).lines([1])[0].endswith("(given)")
+
+
+def test_the_estimate_prices_with_the_figures_of_the_data_file():
+    """The shipped data file: whatever the benches last wrote is what a dry run prices with."""
+    from handler.core.measured import MissingMeasurement, measured
+
+    try:
+        rows = measured("memory_sizes")
+    except MissingMeasurement:
+        rows = {}
+    estimate = Estimate(objects=1000, total_bytes=1)
+    if "'engine'" in estimate.source:
+        assert estimate.seconds_per_image == measured("engine")["seconds_per_image"]
+    else:
+        assert rows and "'memory_sizes'" in estimate.source
+    init = measured("init")["worker_seconds"]
+    assert estimate.wall_clock_seconds(1000) == pytest.approx(init + estimate.seconds_per_image)
 
 
 def test_dry_run_uses_the_stacks_memory_and_says_when_concurrency_is_capped(clients, bucket, capsys):
