@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("masks", "confidence", "classes", "overlay", "cutouts"):
         backfill.add_argument(f"--{name}", help=f"as /segment's {name} (passed as userArguments)")
     backfill.add_argument("--priority", type=int, default=10)
-    backfill.add_argument("--seconds-per-image", type=float, help="dry run (default 2.90: bench/engine.py)")
+    backfill.add_argument("--seconds-per-image", type=float, help="dry run (default: handler/core/measured.json)")
     backfill.add_argument("--memory-mb", type=int, default=None, help="dry run (default: the stack's WorkerMemorySize)")
     backfill.add_argument(
         "--concurrency", type=int, nargs="+", default=[100, 1000], help="dry run: wall-clock at each (100 1000)"
