@@ -1,4 +1,4 @@
-"""The upload page (plain files in ``handler/static/``) and the security headers on every response."""
+"""The upload page (plain files in ``handler/api/static/``) and the security headers on every response."""
 
 from __future__ import annotations
 
