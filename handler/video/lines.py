@@ -7,14 +7,25 @@ from typing import Any
 
 import numpy as np
 
-from handler.engine import Segmentation, Segmenter, SegmentOptions
+from handler.engine import Outputs, Segmentation, Segmenter, SegmentOptions, segment_rgb
+
+FRAME_OUTPUTS = Outputs(masks="rle")  # tracks and the overlay are made from the lines' RLE masks
 
 
 def segment_frame(rgb: np.ndarray, segmenter: Segmenter, options: SegmentOptions = SegmentOptions()) -> Segmentation:
     """The same engine path as an image (``handler.engine.segment_rgb``), RLE masks made."""
-    raise NotImplementedError
+    return segment_rgb(
+        rgb, segmenter, options.confidence, options.classes, options.detection_speed, outputs=FRAME_OUTPUTS
+    )
 
 
 def frame_line(index: int, time_ms: float, result: Segmentation, track_ids: Sequence[int]) -> dict[str, Any]:
     """``{"frame", "time_ms", <the image result's fields>, "track_ids"}``."""
-    raise NotImplementedError
+    if len(track_ids) != len(result):
+        raise ValueError(f"{len(track_ids)} track ids for {len(result)} objects")
+    return {
+        "frame": int(index),
+        "time_ms": round(float(time_ms), 3),
+        **result.to_json(),
+        "track_ids": [int(track) for track in track_ids],
+    }
