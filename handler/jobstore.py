@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from handler.core import storage
@@ -205,3 +207,75 @@ def claim(bucket: str, settings: Settings, job_id: str, etag: str) -> str:
     if storage.put_new(bucket, claim_key(settings, job_id), body, "application/json"):
         return etag
     return claimed(bucket, settings, job_id) or etag
+
+
+# Videos (docs/video.md#s3-and-jobs): an upload ``<input prefix>a/clip.mp4`` has its result at
+# ``<output prefix>a/clip.mp4.jsonl`` (one line per frame), its overlay at ``.webm`` and, when refused or failed,
+# ``.error.json`` as an image's. The run's working files lie under ``.video/``: ``probe.json`` (the clip and the
+# plan's size), ``plan.json`` (the chunks: the Distributed Map's items), ``chunks/NNNNN.jsonl`` (each with
+# ``x-amz-meta-frames``: its frames, the overlap left out) and ``chunk-error.json`` (the last chunk failure's
+# reason). The write order: the overlay, then the ``.jsonl``: a ``.jsonl`` made from the upload's etag is the
+# one sign of a done video; a failed run writes only its ``.error.json``.
+VIDEO_RESULT, VIDEO_OVERLAY, VIDEO_WORK = ".jsonl", ".webm", ".video/"
+CHUNK_FRAMES = "frames"  # x-amz-meta-* of a chunk's lines
+
+
+def video_key(outputs: Outputs, name: str) -> str:
+    """A working file of the video's run: ``probe.json``, ``plan.json``, ``chunk-error.json``."""
+    return outputs.key(VIDEO_WORK + name)
+
+
+def chunk_key(outputs: Outputs, index: int) -> str:
+    return outputs.key(f"{VIDEO_WORK}chunks/{index:05d}.jsonl")
+
+
+def write_video_result(outputs: Outputs, source: dict[str, Any], lines: Path, overlay: Path | None) -> list[str]:
+    """The overlay video, then the JSON lines (the sign the video is done), then no error record beside them."""
+    metadata = _source_metadata(source)
+    written = []
+    if overlay is not None:
+        storage.put_file(outputs.bucket, outputs.key(VIDEO_OVERLAY), overlay, "video/webm", metadata)
+        written.append(outputs.key(VIDEO_OVERLAY))
+    storage.put_file(outputs.bucket, outputs.key(VIDEO_RESULT), lines, "application/jsonl", metadata)
+    storage.delete(outputs.bucket, outputs.key(ERROR))
+    return [outputs.key(VIDEO_RESULT), *written]
+
+
+def video_outcome(outputs: Outputs, etag: str) -> Outcome | None:
+    """As ``outcome``, for a video: done when its ``.jsonl`` was made from this upload."""
+    result = _made_from(outputs, VIDEO_RESULT, etag)
+    if result is not None:
+        return Outcome("done", result)
+    return outcome_error(outputs, etag)
+
+
+def outcome_error(outputs: Outputs, etag: str) -> Outcome | None:
+    error = _made_from(outputs, ERROR, etag)
+    if error is None:
+        return None
+    return Outcome("failed", error, json.loads(storage.read(error, MAX_RECORD_BYTES))["error"])
+
+
+def video_overlay_of(outputs: Outputs, etag: str) -> str | None:
+    return outputs.key(VIDEO_OVERLAY) if _made_from(outputs, VIDEO_OVERLAY, etag) is not None else None
+
+
+def video_progress(outputs: Outputs, etag: str, threads: int = 16) -> dict[str, int] | None:
+    """``{"frames_done", "frames_total", "chunks_done", "chunks"}`` of the run made from the upload with
+    ``etag``, or None before its probe wrote the plan. One HEAD per chunk (no listing: job ids are never listed)."""
+    probed = storage.read_json(outputs.bucket, video_key(outputs, "probe.json"), MAX_RECORD_BYTES)
+    if probed is None or probed.get("etag") != etag:
+        return None
+    chunks = int(probed["chunks"])
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, chunks))) as pool:
+        heads = list(
+            pool.map(lambda index: _made_from_key(outputs.bucket, chunk_key(outputs, index), etag), range(chunks))
+        )
+    done = [head for head in heads if head is not None]
+    frames = sum(int(head.metadata.get(CHUNK_FRAMES, 0)) for head in done)
+    return {"frames_done": frames, "frames_total": int(probed["frames"]), "chunks_done": len(done), "chunks": chunks}
+
+
+def _made_from_key(bucket: str, key: str, etag: str) -> storage.StoredObject | None:
+    stored = storage.head_if_present(bucket, key)
+    return stored if stored is not None and stored.metadata.get(SOURCE_ETAG) == etag else None

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -125,6 +126,7 @@ class StoredObject:
     last_modified: float | None = None  # seconds since the epoch
     # HEAD named this version (a Batch Operations task's): reads fetch exactly it.
     pinned_version: bool = False
+    content_type: str | None = None
 
 
 @contextmanager
@@ -164,6 +166,7 @@ def head(bucket: str, key: str, version_id: str | None = None) -> StoredObject:
         metadata={name.lower(): value for name, value in response.get("Metadata", {}).items()},
         last_modified=modified.timestamp() if modified else None,
         pinned_version=bool(version_id),
+        content_type=response.get("ContentType"),
     )
 
 
@@ -199,6 +202,12 @@ def read(stored: StoredObject, max_bytes: int) -> bytes:
 
 def put(bucket: str, key: str, body: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
     s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {})
+
+
+def put_file(bucket: str, key: str, path: Path, content_type: str, metadata: dict[str, str] | None = None) -> None:
+    """A file too large to hold in memory (a video's lines or overlay), streamed in parts."""
+    extra = {"ContentType": content_type, "Metadata": metadata or {}}
+    s3_client().upload_file(str(path), bucket, key, ExtraArgs=extra)
 
 
 def delete(bucket: str, key: str) -> None:

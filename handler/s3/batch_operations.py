@@ -28,12 +28,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handler.core import metrics
 from handler.core.deadline import LambdaContext
-from handler.engine import RequestOptions, get_segmenter
 from handler.core.errors import InvalidRequest, RetryableError
 from handler.core.logs import logger
+from handler.core.settings import get_settings
+from handler.engine import RequestOptions, get_segmenter
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import BATCH_TASK, ObjectRef
-from handler.core.settings import get_settings
 
 # Result strings go into the completion report CSV, one row per object: kept to a readable length.
 MAX_RESULT_STRING = 1000

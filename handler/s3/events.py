@@ -8,6 +8,7 @@ One small class per event shape, each with ``infer(event)`` ("is this mine?"), a
   invocation that the worker's failure queue delivers (``failures``: it becomes the upload's error record);
   answered with a partial batch response, so only the failed messages come back.
 - S3 Batch Operations tasks: one existing object per invocation, answered per task (``batch_operations``).
+- The video state machine's tasks (``{"video_task": ...}``): probe, chunk, assemble, fail (``video_tasks``).
 
 A permanently bad object gets an error record and counts as done (``s3_objects``). A transient failure
 fails the invocation once every other object is done: Lambda retries the event and then sends it to the
@@ -29,12 +30,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handler.core import metrics
 from handler.core.deadline import LambdaContext
-from handler.engine import get_segmenter
 from handler.core.logs import logger, redact_job_ids
-from handler.s3 import batch_operations, failures
+from handler.core.settings import get_settings
+from handler.engine import get_segmenter
+from handler.s3 import batch_operations, failures, video_tasks
 from handler.s3 import objects as s3_objects
 from handler.s3.objects import ObjectRef, Processed
-from handler.core.settings import get_settings
 
 
 class UnknownEvent(ValueError):
@@ -143,7 +144,7 @@ class SQSMessages:
 
 def claims(event: dict[str, Any]) -> bool:
     """Whether ``handle`` takes this event (else it is an HTTP event, for Mangum)."""
-    sources = (SQSMessages, batch_operations, *NOTIFICATIONS)
+    sources = (SQSMessages, batch_operations, video_tasks, *NOTIFICATIONS)
     return isinstance(event, dict) and any(source.infer(event) for source in sources)
 
 
@@ -155,6 +156,8 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if batch_operations.infer(event):
         with _well_formed("S3 Batch Operations event"):
             return batch_operations.handle(event, context)
+    if video_tasks.infer(event):  # the video state machine's tasks: errors raised fail the task, to be retried
+        return video_tasks.handle(event, context)
     return {"objects": [asdict(processed) for processed in process_objects(objects_in(event), context)]}
 
 

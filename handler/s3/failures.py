@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from handler import jobstore
-
 from handler.core import metrics, storage
 from handler.core.logs import logger
-from handler.s3.objects import ObjectRef, Processed, entry_point, outputs_of, skip_reason
 from handler.core.settings import Settings
+from handler.s3.objects import ObjectRef, Processed, entry_point, outputs_of, skip_reason
 
 CONDITIONS = ("RetriesExhausted", "EventAgeExceeded")
 MAX_DETAIL_CHARS = 300  # of the function's own error message, quoted in the user's message

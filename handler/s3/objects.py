@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from handler import jobstore
-
 from handler.core import metrics, storage
 from handler.core.deadline import LambdaContext
+from handler.core.errors import InvalidRequest, ServiceError
+from handler.core.logs import logger
+from handler.core.settings import Settings
+from handler.core.storage import MAX_KEY_BYTES
 from handler.engine import (
     LONGEST_NAME,
     OBJECTS_SUFFIX,
@@ -32,12 +35,9 @@ from handler.engine import (
     Segmenter,
     segment_bytes,
 )
-from handler.core.errors import InvalidRequest, ServiceError
-from handler.core.logs import logger
-from handler.core.settings import Settings
-from handler.core.storage import MAX_KEY_BYTES
+from handler.s3 import video
 
-Outcome = Literal["segmented", "error_record", "skipped"]
+Outcome = Literal["segmented", "error_record", "skipped", "video_started"]
 
 # ObjectRef.event_name of an object an S3 Batch Operations task names: it exists, like a created one.
 BATCH_TASK = "Batch Operations task"
@@ -133,6 +133,8 @@ def process(
         ignored = _second_upload(ref, stored, settings)
         if ignored:
             return Processed(ref.bucket, ref.key, "skipped", reason=ignored)
+        if video.is_video(stored, stored.content_type):
+            return _start_video(ref, stored, settings, started)
         options = options or RequestOptions.from_metadata(stored.metadata)
         writer = _cutout_writer(ref, settings, options)
         data = storage.read(stored, settings.max_image_bytes)
@@ -162,6 +164,16 @@ def process(
         outputs=written,
         timings_ms=_since(started, read=read, segment=segmented_at, total=time.perf_counter()),
     )
+
+
+def _start_video(ref: ObjectRef, stored: storage.StoredObject, settings: Settings, started: float) -> Processed:
+    """A video: one execution of the video state machine (``handler.s3.video``), or its error record."""
+    outcome, detail = video.start(stored, settings)
+    timings = _since(started, total=time.perf_counter())
+    if outcome == "error_record":
+        return Processed(ref.bucket, ref.key, "error_record", reason="refused", outputs=[detail], timings_ms=timings)
+    reason = None if outcome == "started" else f"its execution was started already: {detail}"
+    return Processed(ref.bucket, ref.key, "video_started", reason=reason, outputs=[detail], timings_ms=timings)
 
 
 def _second_upload(ref: ObjectRef, stored: storage.StoredObject, settings: Settings) -> str | None:
