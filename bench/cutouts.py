@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="24,48", help="megapixels to run, of 1,12,24,48")
     args = parser.parse_args()
     if not DENSE_MODEL.exists():
-        from infra.test_models import make_test_model
+        from handler.model.test_models import make_test_model
 
         make_test_model(DENSE_MODEL, dense=True)
     header = ("MP", "run", "seconds", "peak RSS MB", "objects", "PNG bytes", "largest", "cut-outs s", "zip")

@@ -50,7 +50,7 @@ MODELS = {
 # Megapixels: (width, height). 12, 24 and 48 MP are the iPhone's own sizes (48 MP: 8064 x 6048 = 48.8 MP).
 SIZES = {1: (1155, 866), 12: (4032, 3024), 24: (5712, 4284), 48: (8064, 6048)}
 SOURCE = REPO / "tests" / "images" / "astronaut.jpg"
-WORST_CONFIDENCE = 0.001  # below infra.test_models.WORST_SCORE_FLOOR: every class's whole-image box is kept
+WORST_CONFIDENCE = 0.001  # below handler.model.test_models.WORST_SCORE_FLOOR: every class's whole-image box is kept
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker)))
         return
-    from infra.test_models import make_test_model
+    from handler.model.test_models import make_test_model
 
     for name, path in MODELS.items():
         if not path.exists():

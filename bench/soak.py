@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO))
     if "SEG_MODEL_PATH" not in os.environ and not DEFAULT_MODEL.exists():
-        from infra.test_models import make_test_model
+        from handler.model.test_models import make_test_model
 
         make_test_model(DEFAULT_MODEL, dense=True)
     os.environ.setdefault("SEG_MODEL_PATH", str(DEFAULT_MODEL))

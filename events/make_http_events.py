@@ -2,7 +2,7 @@
 
 Each is a request as API Gateway (HTTP API payload 2.0, REST API payload 1.0), a Lambda function URL or an
 Application Load Balancer (a Lambda target group, with and without multi-value headers) hands it to the
-function, usable as is with `sam local invoke -e events/<name>.json` or `python -m handler invoke
+function, usable as is with `sam local invoke -e events/<name>.json` or `python -m infra invoke
 events/<name>.json`. The photo is tests/images/astronaut.jpg made 96 px wide, so that the events stay small;
 binary bodies are base64 with ``isBase64Encoded: true``, as AWS sends them.
 """

@@ -17,7 +17,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 TEMPLATE = REPO_ROOT / "template.yaml"
-FUNCTION_ID = "SegmentFunction"  # the HTTP function: what `python -m handler invoke` runs
+FUNCTION_ID = "SegmentFunction"  # the HTTP function: what `python -m infra invoke` runs
 WORKER_ID = "WorkerFunction"  # S3 uploads and Batch Operations, same image and CMD
 
 # What `sam local invoke` substitutes for pseudo parameters when it resolves template values.

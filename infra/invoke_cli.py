@@ -1,4 +1,4 @@
-"""``python -m handler invoke EVENT.json [--repeat N]``: the no-Docker twin of ``sam local invoke -e``."""
+"""``python -m infra invoke EVENT.json [--repeat N]``: the no-Docker twin of ``sam local invoke -e``."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ os.environ.setdefault("SEG_DETECTION_SPEED", "rapid")
 @pytest.fixture(scope="session")
 def test_model_path() -> Path:
     if not TEST_MODEL.exists():
-        from infra.test_models import make_test_model
+        from handler.model.test_models import make_test_model
 
         make_test_model(TEST_MODEL)
     return TEST_MODEL

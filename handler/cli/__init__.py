@@ -1,5 +1,5 @@
-"""The command line, ``python -m handler``: serve | segment | submit | invoke | fetch-model | backfill |
-export-coco | make-test-model.
+"""The command line, ``python -m handler``: serve | segment | submit | fetch-model | backfill | export-coco |
+make-test-model. (``invoke``, which drives AWS's emulator, is dev tooling: ``python -m infra invoke``.)
 
 Each command imports what it needs when it runs, so ``--help`` stays fast. May import every part.
 """
@@ -20,7 +20,8 @@ BACKBONE_NAMES: tuple[str, ...] = get_args(Backbone)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m handler",
-        description="PointRend instance segmentation: local server, batch CLI, Lambda invoke, model files. "
+        description="PointRend instance segmentation: local server, batch CLI, bulk jobs, model files "
+        "(the Lambda emulator: python -m infra invoke). "
         "Settings come from SEG_* environment variables (docs/cli-and-settings.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="detection speed (default: SEG_DETECTION_SPEED)",
     )
+    from handler.cli.segment_video import add_video_arguments
+
+    add_video_arguments(segment)  # --every, --fps, --max-frames
 
     submit = commands.add_parser(
         "submit",
@@ -73,12 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--confidence", type=float, default=None, help="0..1 (default: the server's)")
     submit.add_argument("--classes", default=None, help="comma-separated COCO names, e.g. person,car")
     submit.add_argument("--timeout", type=float, default=900, help="seconds to wait for each job (default: 900)")
-
-    invoke = commands.add_parser(
-        "invoke", help="run the image's ENTRYPOINT+CMD under the Lambda Runtime Interface Emulator with an event"
-    )
-    invoke.add_argument("event", type=Path, metavar="EVENT.json")
-    invoke.add_argument("--repeat", type=int, default=1, help="invoke N times on one warm runtime")
 
     fetch = commands.add_parser(
         "fetch-model",
@@ -207,9 +205,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     classes = args.classes.split(",") if args.classes else None
     options = SegmentOptions(confidence=args.confidence, classes=classes, detection_speed=args.speed)
+    from handler.cli.segment_video import segment_videos, split_videos
+
+    images, videos = split_videos(args.images)
     report = segment_files(
-        args.images, args.out, args.format, args.masks, options, overwrite=args.overwrite, cutouts=args.cutouts
+        images, args.out, args.format, args.masks, options, overwrite=args.overwrite, cutouts=args.cutouts
     )
+    segment_videos(videos, args, options, report)
     print(report.summary())
     return 0 if not report.failed else 1
 
@@ -222,12 +224,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     report = submit_files(args.api, args.images, args.out, chosen, timeout_s=args.timeout, overwrite=args.overwrite)
     print(report.summary())
     return 0 if not report.failed else 1
-
-
-def cmd_invoke(args: argparse.Namespace) -> int:
-    from infra.invoke_cli import invoke_cli
-
-    return invoke_cli(args.event, repeat=args.repeat)
 
 
 def cmd_fetch_model(args: argparse.Namespace) -> int:
@@ -283,7 +279,7 @@ def cmd_export_coco(args: argparse.Namespace) -> int:
 
 
 def cmd_make_test_model(args: argparse.Namespace) -> int:
-    from infra.test_models import make_test_model
+    from handler.engine import make_test_model
 
     path = make_test_model(
         args.path, seed=args.seed, dense=args.dense, worst=args.worst, backbone=args.backbone, classes=args.classes
@@ -298,7 +294,6 @@ COMMANDS = {
     "serve": cmd_serve,
     "segment": cmd_segment,
     "submit": cmd_submit,
-    "invoke": cmd_invoke,
     "fetch-model": cmd_fetch_model,
     "backfill": cmd_backfill,
     "export-coco": cmd_export_coco,

@@ -43,6 +43,7 @@ from handler.engine.results import (
 )
 from handler.engine.rle import RleMasks, crop_rle
 from handler.model import MODEL_NAME, MODEL_URL, ChecksumMismatch, DownloadError, Segmenter, fetch_model, get_segmenter
+from handler.model.test_models import make_test_model
 
 __all__ = [
     "COCO_CATEGORY_IDS",
@@ -84,6 +85,7 @@ __all__ = [
     "encode_png",
     "fetch_model",
     "get_segmenter",
+    "make_test_model",
     "model_classes",
     "outer_contours",
     "render",

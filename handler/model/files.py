@@ -1,5 +1,5 @@
 """Model weights: PixelLib's release files (download + checksum, a trust-on-first-use pin per file), and writing
-a weights file in that format (``save_weights``, used by ``infra/test_models.py``).
+a weights file in that format (``save_weights``, used by ``test_models.py``).
 
 The pin file (``infra/model.sha256``) is in ``sha256sum``'s format, one line per release file
 (``<sha256>  pointrend_resnet50.pkl``, ``<sha256>  pointrend_resnet101.pkl``), so ``sha256sum -c`` checks it;

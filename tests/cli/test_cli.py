@@ -100,9 +100,28 @@ def test_help_lists_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "handler", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60, check=True
     )
-    commands = ("serve", "segment", "submit", "invoke", "fetch-model", "backfill", "export-coco", "make-test-model")
+    commands = ("serve", "segment", "submit", "fetch-model", "backfill", "export-coco", "make-test-model")
     for command in commands:
         assert command in result.stdout
+    assert "\n    invoke " not in result.stdout  # dev tooling, not shipped: python -m infra invoke
+    infra = subprocess.run(
+        [sys.executable, "-m", "infra", "invoke", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert infra.returncode == 0 and "EVENT.json" in infra.stdout and "--repeat" in infra.stdout
+
+
+def test_make_test_model_runs_where_only_the_package_is_shipped(tmp_path):
+    """The image copies handler/ alone: the command must not need infra/, tests/ or bench/."""
+    shutil.copytree(REPO / "handler", tmp_path / "handler", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run(
+        [sys.executable, "-E", "-s", "-m", "handler", "make-test-model", "model.pkl", "--classes", "a,b"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["classes"] == ["a", "b"] and (tmp_path / "model.pkl").stat().st_size > 0
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from handler.core.errors import InvalidRequest, ModelFileError
 from handler.model import SPEED_SIZES, Segmenter, build_pointrend, read_weights
 from handler.model.files import sha256_of
 from handler.core.settings import Settings
-from infra.test_models import TEST_MODEL_AUTHOR
+from handler.model.test_models import TEST_MODEL_AUTHOR
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ event, in one ``invoke`` call: a cold start costs ~10 s here, mostly importing t
 A new event file is picked up by the glob: it either fits one of these shapes or its test fails with
 "no expectation". Also through the real handler, started beside the events' runtime so that the cold
 starts overlap: an init failure (SEG_MODEL_PATH names a missing file) through ``invoke`` and through
-``python -m handler invoke``, and ``python -m handler invoke EVENT.json --repeat 2`` as a user runs it.
+``python -m infra invoke``, and ``python -m infra invoke EVENT.json --repeat 2`` as a user runs it.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def runtime_env(moto_endpoint: str, test_model_path: Path) -> dict[str, str]:
         "SEG_MODEL_PATH": str(test_model_path),
         "SEG_DETECTION_SPEED": "rapid",
         # One runtime for every event, so both sides: deployed, each function imports only its own
-        # (template.yaml's SEG_SERVES; `python -m handler invoke` picks the function per event).
+        # (template.yaml's SEG_SERVES; `python -m infra invoke` picks the function per event).
         "SEG_SERVES": "all",
         # The init phase counts against the function timeout (template.yaml: 29 s); cold starts run side
         # by side here on a shared machine, so give them room. The deadline logic has tests of its own.
@@ -406,13 +406,13 @@ class Background:
 
     missing_model: Path
     init_failure: Future[rie.InvokeReport]  # infra.rie.invoke with SEG_MODEL_PATH naming a missing file
-    init_failure_cli: subprocess.Popen[str]  # python -m handler invoke events/apigw-http-healthz.json, same env
-    repeat_cli: subprocess.Popen[str]  # python -m handler invoke events/apigw-http-multipart.json --repeat 2
+    init_failure_cli: subprocess.Popen[str]  # python -m infra invoke events/apigw-http-healthz.json, same env
+    repeat_cli: subprocess.Popen[str]  # python -m infra invoke events/apigw-http-multipart.json --repeat 2
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "handler", "invoke", *args],
+        [sys.executable, "-m", "infra", "invoke", *args],
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,

@@ -2,7 +2,7 @@
 
 hadolint, cfn-lint and ``sam validate --lint`` all run offline from the venv (requirements-dev.txt).
 The consistency tests read ENTRYPOINT/CMD out of the Dockerfile and the handler and environment out of
-template.yaml and compare them with what ``python -m handler invoke`` (infra.rie) runs.
+template.yaml and compare them with what ``python -m infra invoke`` (infra.rie) runs.
 """
 
 from __future__ import annotations

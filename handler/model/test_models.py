@@ -1,7 +1,7 @@
 """Test models: randomly initialised PointRend weights in the real file's format (``make-test-model``).
 
-Development tooling, not part of the service: the image never ships it (only ``handler/`` is copied), and the
-service's packages do not import it.
+Shipped in the package so that ``python -m handler make-test-model`` works wherever the service does (the image
+too); the service itself never loads it: only the command, the tests and the benches call it.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from handler.model.files import save_weights
 from handler.core.settings import Backbone
+from handler.model.files import save_weights
 
 if TYPE_CHECKING:
     import torch
