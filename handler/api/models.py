@@ -79,10 +79,18 @@ class SeedResponse(Strict):
     scores: list[int] = Field(description="confidence per object, 0-100, truncated to int")
 
 
-class SegmentResponse(SeedResponse):
-    """``POST /segment``: the seed keys plus image size, masks, model and timings."""
+class SegmentResponse(Strict):
+    """``POST /segment``: the seed keys at the model's full precision, plus the schema version, image size,
+    masks, model and timings."""
 
+    schema_version: int = Field(description="the result schema's version: 2 (float boxes, scores 0-1)")
     image: ImageSize
+    boxes: list[list[float]] = Field(description="[x1, y1, x2, y2] per object, pixels, the model's floats")
+    class_ids: list[int] = Field(description="0-based index into the model's class names (COCO's 80 by default)")
+    class_names: list[str]
+    mask_shape: list[int] = Field(description="[height, width, number of objects]")
+    object_counts: dict[str, int] = Field(description="objects per class name")
+    scores: list[float] = Field(description="confidence per object, the model's float 0-1")
     masks: list[RLEMask] | None = Field(None, description="with masks=rle (the default), one per object")
     polygons: list[list[list[float]]] | None = Field(
         None, description="with masks=polygons: per object, its outer contours as flat [x1, y1, x2, y2, ...]"

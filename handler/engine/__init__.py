@@ -11,10 +11,12 @@ The one path to the model: ``api``, ``s3`` and ``cli`` reach the loaded segmente
 from handler.engine.coco import (
     Categories,
     NotAResult,
+    check_frame,
     check_result,
     coco_annotations,
     coco_image,
     coco_source_name,
+    frame_name,
     model_classes,
 )
 from handler.engine.cutouts import (
@@ -35,6 +37,7 @@ from handler.engine.overlay import OverlayDrawer, encode_png, render
 from handler.engine.pipeline import SegmentedImage, SegmentOptions, segment_bytes, segment_rgb
 from handler.engine.results import (
     COCO_CATEGORY_IDS,
+    SCHEMA_VERSION,
     SEED_KEYS,
     MaskFormat,
     PolygonMasks,
@@ -51,6 +54,7 @@ __all__ = [
     "MODEL_NAME",
     "MODEL_URL",
     "OBJECTS_SUFFIX",
+    "SCHEMA_VERSION",
     "SEED_KEYS",
     "SUPPORTED_FORMATS",
     "Categories",
@@ -73,6 +77,7 @@ __all__ = [
     "SegmentedImage",
     "Segmenter",
     "ZipTooLarge",
+    "check_frame",
     "check_result",
     "coco_annotations",
     "coco_image",
@@ -84,6 +89,7 @@ __all__ = [
     "encode_objects",
     "encode_png",
     "fetch_model",
+    "frame_name",
     "get_segmenter",
     "make_test_model",
     "model_classes",

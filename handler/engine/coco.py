@@ -1,6 +1,8 @@
 """Result JSON (what every entry point writes) to COCO: categories, image entries and annotations.
 
-Pure functions over one result at a time, so that an export of any size is a stream (``handler.cli.coco``).
+Pure functions over one result at a time, so that an export of any size is a stream (``handler.cli.export_coco``).
+A video's result is JSON Lines, one image result per processed frame (plus ``frame``, ``time_ms`` and
+``track_ids``): each frame is an image of its own, named ``<video>/frame_000123``.
 COCO's 80 classes keep their real category ids (1..90 with gaps) and supercategories; a model with its
 own classes (its result's ``model.classes``, or names given by the caller) gets ids 1..N in its order.
 """
@@ -16,8 +18,8 @@ from typing import Any
 
 from pycocotools import mask as coco_mask
 
-from handler.engine.results import COCO_CATEGORY_IDS
 from handler.core.errors import InvalidRequest
+from handler.engine.results import COCO_CATEGORY_IDS
 from handler.model import COCO_CLASS_NAMES
 
 # COCO's supercategories, as runs over the 80 classes in their order (instances_val2017.json's).
@@ -109,6 +111,19 @@ def check_result(result: Any) -> dict[str, Any]:
     return result
 
 
+def check_frame(line: Any) -> dict[str, Any]:
+    """A video's line (an image result with its ``frame`` index), or ``NotAResult``."""
+    result = check_result(line)
+    if not isinstance(result.get("frame"), int) or result["frame"] < 0:
+        raise NotAResult("a video line without its frame index")
+    return result
+
+
+def frame_name(video: str, frame: int) -> str:
+    """The image name of a video's processed frame: ``<video>/frame_000123``."""
+    return f"{video}/frame_{frame:06d}"
+
+
 def coco_image(image_id: int, file_name: str, result: dict[str, Any]) -> dict[str, Any]:
     image = result["image"]
     return {"id": image_id, "file_name": file_name, "width": image["width"], "height": image["height"]}
@@ -117,34 +132,50 @@ def coco_image(image_id: int, file_name: str, result: dict[str, Any]) -> dict[st
 def coco_annotations(
     result: dict[str, Any], image_id: int, first_id: int, categories: Categories, *, predictions: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """One COCO annotation per object: RLE segmentation (polygons when the result has those), ``bbox`` as
-    x, y, w, h and ``area`` from the mask, ``score`` 0..1 (the result's 0-100). ``predictions``: the
-    ``COCO.loadRes`` form (no id, area or iscrowd: loadRes derives them)."""
+    """One COCO annotation per object with pixels, in object order: RLE segmentation (polygons when the result
+    has those), ``bbox`` as x, y, w, h and ``area`` from the mask, ``score`` the model's 0..1 (a result written
+    before ``schema_version``, with the ancestor's 0-100 integers, is scaled), ``track_id`` when the result
+    has ``track_ids`` (a video frame). An object whose mask is empty is left out (COCO tools reject a zero
+    area and COCOeval counts it as a miss): the caller sees how many by counting. ``predictions``: the
+    ``COCO.loadRes`` form (no id, area or iscrowd: loadRes derives them); ids run from ``first_id`` on."""
     height, width = result["image"]["height"], result["image"]["width"]
     id_of = categories.id_of
     shapes = result["masks"] if "masks" in result else result["polygons"]
-    rows = zip(result["class_names"], result["scores"], shapes, strict=True)
-    for offset, (name, score, shape) in enumerate(rows):
+    scale = 1.0 if "schema_version" in result else 0.01
+    tracks = result["track_ids"] if "track_ids" in result else [None] * len(result["class_names"])
+    rows = zip(result["class_names"], result["scores"], shapes, tracks, strict=True)
+    next_id = first_id
+    for name, score, shape, track in rows:
         if name not in id_of:
             raise InvalidRequest(
                 f"class {name!r} is not among the export's categories ({len(categories.names)} classes, "
                 f"{', '.join(categories.names[:5])}, ...): give the model's names with --classes"
             )
-        if "masks" in result:
-            segmentation: Any = {"size": shape["size"], "counts": shape["counts"]}
-            rle = {"size": shape["size"], "counts": shape["counts"].encode()}
-        elif shape:
-            segmentation, rle = shape, coco_mask.merge(coco_mask.frPyObjects(shape, height, width))
-        else:  # an object too thin for a polygon: an empty mask, which COCO can say only as RLE
-            rle = coco_mask.frPyObjects({"size": [height, width], "counts": [height * width]}, height, width)
-            segmentation = {"size": [height, width], "counts": rle["counts"].decode()}
+        segmentation, rle = _segmentation(shape, height, width)
+        area = int(coco_mask.area(rle)) if rle is not None else 0
+        if area == 0:
+            continue
         annotation: dict[str, Any] = {
             "image_id": image_id,
             "category_id": id_of[name],
             "segmentation": segmentation,
             "bbox": [float(v) for v in coco_mask.toBbox(rle)],
-            "score": score / 100,
+            "score": float(score) * scale,
         }
+        if track is not None:
+            annotation["track_id"] = int(track)
         if not predictions:
-            annotation |= {"id": first_id + offset, "area": int(coco_mask.area(rle)), "iscrowd": 0}
+            annotation |= {"id": next_id, "area": area, "iscrowd": 0}
+        next_id += 1
         yield annotation
+
+
+def _segmentation(shape: Any, height: int, width: int) -> tuple[Any, dict[str, Any] | None]:
+    """The annotation's segmentation (the result's RLE or polygons as they are) and its RLE for pycocotools;
+    no RLE for an object too thin to have a polygon (an empty mask)."""
+    if isinstance(shape, dict):
+        size, counts = shape["size"], shape["counts"]
+        return {"size": size, "counts": counts}, {"size": size, "counts": counts.encode()}
+    if not shape:
+        return shape, None
+    return shape, coco_mask.merge(coco_mask.frPyObjects(shape, height, width))

@@ -1,18 +1,21 @@
 """Cut-outs: each object as its own picture, PixelLib's ``extract_segmented_objects`` / ``extract_from_box``.
 
-Each is an RGBA PNG of the object's box (the box as the result's ``boxes`` give it, truncated as PixelLib
-crops ``image[int(y1):int(y2), int(x1):int(x2)]``): ``mask`` mode keeps the pixels inside the mask with alpha
-255 and makes the rest transparent (alpha 0 and black, so no hidden background travels in the file);
-``box`` mode keeps the whole box, opaque. Named ``NN-<class>.png`` in result order (``NN`` the object's index
-in the result, zero-based). One object at a time: ``CutoutWriter`` is one of the engine's per-object
-consumers (``handler.engine.objects``), so only one object's mask and one cut-out's pixels exist at once,
-whether they go into a zip (``CutoutZip``) or one file or S3 object each.
+Each is an RGBA PNG. ``mask`` mode: framed by the mask's own extent (so every pixel of the mask is in it,
+also those the paste sets just outside the box), the pixels inside the mask with alpha 255 and the rest
+transparent (alpha 0 and black, so no hidden background travels in the file); an empty mask gives its box,
+all transparent. ``box`` mode: the object's box rounded outwards (every pixel the float box touches),
+opaque. PixelLib cropped at the box truncated to ints and lost the mask's last row and column.
+Named ``NN-<class>.png`` in result order (``NN`` the object's index in the result, zero-based). One object at
+a time: ``CutoutWriter`` is one of the engine's per-object consumers (``handler.engine.objects``), so only one
+object's mask and one cut-out's pixels exist at once, whether they go into a zip (``CutoutZip``) or one file
+or S3 object each.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import time
 import zipfile
@@ -50,18 +53,31 @@ def cutout_name(index: int, class_name: str, count: int = 100) -> str:
     return f"{index:0{digits}d}-{safe}.png"
 
 
-def box_region(box: Sequence[float], height: int, width: int) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of the box truncated to ints as PixelLib does, inside the image, at least
-    one pixel each way."""
-    x1, y1, x2, y2 = (int(value) for value in box)
-    left, top = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
-    right, bottom = min(max(x2, left + 1), width), min(max(y2, top + 1), height)
+Region = tuple[int, int, int, int]  # top, left, bottom, right (exclusive), in image pixels
+
+
+def box_region(box: Sequence[float], height: int, width: int) -> Region:
+    """The box (x1, y1, x2, y2, floats) rounded outwards, inside the image, at least one pixel each way."""
+    x1, y1, x2, y2 = (float(value) for value in box)
+    left, top = min(max(math.floor(x1), 0), width - 1), min(max(math.floor(y1), 0), height - 1)
+    right, bottom = min(max(math.ceil(x2), left + 1), width), min(max(math.ceil(y2), top + 1), height)
     return top, left, bottom, right
 
 
+def mask_region(crop: MaskCrop) -> Region | None:
+    """The smallest region holding every pixel of the mask; None when the mask is empty."""
+    rows, columns = np.flatnonzero(crop.mask.any(axis=1)), np.flatnonzero(crop.mask.any(axis=0))
+    if not len(rows):
+        return None
+    top, left = crop.top + int(rows[0]), crop.left + int(columns[0])
+    return top, left, crop.top + int(rows[-1]) + 1, crop.left + int(columns[-1]) + 1
+
+
 def cutout_png(rgb: np.ndarray, crop: MaskCrop, box: Sequence[float], mode: CutoutMode = "mask") -> bytes:
-    """One object's cut-out as PNG bytes: RGBA with the mask as alpha (``mask``), or the box opaque (``box``)."""
-    top, left, bottom, right = box_region(box, rgb.shape[0], rgb.shape[1])
+    """One object's cut-out as PNG bytes: its mask's extent, RGBA with the mask as alpha (``mask``), or its box
+    rounded outwards, opaque (``box``)."""
+    boxed = box_region(box, rgb.shape[0], rgb.shape[1])
+    top, left, bottom, right = boxed if mode == "box" else (mask_region(crop) or boxed)
     pixels = rgb[top:bottom, left:right]
     if mode == "box":
         return _png(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGRA))

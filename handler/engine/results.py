@@ -15,6 +15,9 @@ from handler.model import MaskCrop
 MaskFormat = Literal["rle", "polygons", "none"]
 
 SEED_KEYS = ("boxes", "class_ids", "class_names", "mask_shape", "object_counts", "scores")
+# The result's version: 2 carries the model's float boxes and 0-1 scores (the ancestor's, 1, had no version
+# field, truncated integer boxes and 0-100 integer scores, which ``/segmentapi`` still answers).
+SCHEMA_VERSION = 2
 
 # COCO's 80 detection classes use category ids 1..90 with gaps; results files use these ids.
 COCO_CATEGORY_IDS = (
@@ -127,7 +130,8 @@ class Segmentation:
     def __len__(self) -> int:
         return len(self.class_names)
 
-    # The ancestor's (PixelLib's) conventions: integer boxes and 0-100 integer scores, both truncated.
+    # The ancestor's (PixelLib's) conventions, kept for ``/segmentapi`` only: integer boxes and 0-100 integer
+    # scores, both truncated.
     @property
     def seed_boxes(self) -> list[list[int]]:
         return self.boxes.astype(np.int64).tolist()
@@ -145,7 +149,7 @@ class Segmentation:
         return [self.height, self.width, len(self)]
 
     def to_seed_json(self) -> dict[str, Any]:
-        """Exactly the keys the ancestor PixelLibAPI returned from ``POST /segmentapi``."""
+        """Exactly the keys the ancestor PixelLibAPI returned from ``POST /segmentapi``, with its integers."""
         return {
             "boxes": self.seed_boxes,
             "class_ids": self.class_ids.astype(np.int64).tolist(),
@@ -156,9 +160,18 @@ class Segmentation:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The result schema, with the mask encodings made (``masks`` and/or ``polygons``)."""
-        body: dict[str, Any] = {"image": {"width": self.width, "height": self.height}}
-        body.update(self.to_seed_json())
+        """The result schema (``SCHEMA_VERSION``): the model's float boxes and 0-1 scores, with the mask
+        encodings made (``masks`` and/or ``polygons``)."""
+        body: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "image": {"width": self.width, "height": self.height},
+            "boxes": model_floats(self.boxes),
+            "class_ids": self.class_ids.astype(np.int64).tolist(),
+            "class_names": list(self.class_names),
+            "mask_shape": self.mask_shape,
+            "object_counts": self.object_counts,
+            "scores": model_floats(self.scores),
+        }
         if self.masks is not None:
             body["masks"] = self.masks
         if self.polygons is not None:
@@ -167,22 +180,14 @@ class Segmentation:
         body["timings_ms"] = {name: round(value, 1) for name, value in self.timings_ms.items()}
         return body
 
-    def to_coco_results(self, image_id: int) -> list[dict[str, Any]]:
-        """Detections in the COCO results format (as read by ``COCO.loadRes`` / COCOeval); needs the RLE masks."""
-        if self.masks is None:
-            raise ValueError("COCO results need the RLE masks: segment with masks='rle'")
-        return [
-            {
-                "image_id": image_id,
-                "category_id": COCO_CATEGORY_IDS[int(class_id)],
-                "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
-                "score": float(score),
-                "segmentation": rle,
-            }
-            for (x1, y1, x2, y2), score, class_id, rle in zip(
-                self.boxes, self.scores, self.class_ids, self.masks, strict=True
-            )
-        ]
+
+def model_floats(values: np.ndarray) -> Any:
+    """The model's float32 numbers as JSON numbers, each the shortest decimal that reads back to the same
+    float32 (``5.7``, not ``5.699999809265137``): full precision, no digits the model never had."""
+    as_float32 = np.asarray(values, dtype=np.float32)
+    if as_float32.ndim == 0:
+        return float(str(as_float32[()]))  # numpy prints a float32 with the fewest digits that round-trip
+    return [model_floats(value) for value in as_float32]
 
 
 class PolygonMasks:

@@ -24,14 +24,14 @@ from pycocotools import mask as coco_mask
 from s3_faults import TransientS3, s3_answers, s3_at
 
 import handler
-from handler.core import storage
 from handler.api import app
 from handler.api.admission import Admission, get_admission
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
-from handler.engine.results import SEED_KEYS
+from handler.core import storage
 from handler.core.errors import ServiceBusy
-from handler.model import COCO_CLASS_NAMES
 from handler.core.settings import get_settings
+from handler.engine.results import SCHEMA_VERSION, SEED_KEYS
+from handler.model import COCO_CLASS_NAMES
 
 PHOTO = (IMAGES / "astronaut.jpg").read_bytes()  # 320 x 320
 
@@ -68,7 +68,9 @@ def test_segment_multipart_returns_the_schema_with_decodable_rle_masks(astronaut
     assert body.image.width == 320 and body.image.height == 320
     assert body.mask_shape == [320, 320, count]
     assert len(body.boxes) == len(body.class_ids) == len(body.scores) == count
-    assert all(0 <= score <= 100 for score in body.scores)
+    assert all(0.0 <= score <= 1.0 and type(score) is float for score in body.scores)  # the model's floats
+    assert all(type(value) is float for box in body.boxes for value in box)
+    assert astronaut_result["schema_version"] == SCHEMA_VERSION
     assert all(COCO_CLASS_NAMES[i] == name for i, name in zip(body.class_ids, body.class_names, strict=True))
     assert sum(body.object_counts.values()) == count
     assert body.masks is not None and len(body.masks) == count
@@ -76,7 +78,7 @@ def test_segment_multipart_returns_the_schema_with_decodable_rle_masks(astronaut
     assert decoded.shape == tuple(body.mask_shape)
     # Every confident object has pixels; a faint one (the random model's 1e-9 scores at confidence 0) may be
     # too small to cover a pixel centre, as in stock PixelLib.
-    confident = np.array(body.scores) >= 50
+    confident = np.array(body.scores) >= 0.5
     assert confident.any() and decoded.any(axis=(0, 1))[confident].all()
     assert body.model.name == "pointrend_resnet50"
     assert {"model", "decode", "total"} <= set(body.timings_ms)
@@ -155,7 +157,27 @@ def test_segmentapi_keeps_the_ancestor_contract(client, configure, astronaut_res
     assert all(type(v) is int and 0 <= v <= 100 for v in body["scores"])
     assert all(type(v) is str for v in body["class_names"])
     assert all(type(v) is int for v in body["object_counts"].values())
-    assert body == {key: astronaut_result[key] for key in SEED_KEYS}
+    # The ancestor's integers are /segment's float32 numbers truncated (scores as percentages).
+    full = {key: astronaut_result[key] for key in SEED_KEYS}
+    full["boxes"] = np.array(full["boxes"], np.float32).astype(np.int64).tolist()
+    full["scores"] = (np.array(full["scores"], np.float32) * 100).astype(np.int64).tolist()
+    assert body == full
+
+
+# /segmentapi's exact answer on the astronaut at confidence 0 with the random test model, recorded before the
+# other results moved to full precision: the ancestor's contract must not move by a byte.
+SEGMENTAPI_ASTRONAUT = (
+    b'{"boxes":[[0,254,320,320],[0,0,320,320],[42,0,81,320]],"class_ids":[38,38,66],'
+    b'"class_names":["tennis racket","tennis racket","keyboard"],"mask_shape":[320,320,3],'
+    b'"object_counts":{"tennis racket":2,"keyboard":1},"scores":[100,0,0]}'
+)
+
+
+def test_segmentapi_answers_the_same_bytes_as_before(client, configure) -> None:
+    configure(confidence=0.0)
+    response = client.post("/segmentapi", **form(PHOTO))
+    assert response.status_code == 200, response.text
+    assert response.content == SEGMENTAPI_ASTRONAUT
 
 
 def test_segmentapi_takes_only_multipart(client: TestClient) -> None:

@@ -67,7 +67,7 @@ def test_instances_file_loads_in_pycocotools_and_carries_every_object(results, t
         for ann, rle, score in zip(anns, result["masks"], result["scores"], strict=True):
             mask = coco.annToMask(ann)
             assert np.array_equal(mask, coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}))
-            assert ann["area"] == int(mask.sum()) and ann["iscrowd"] == 0 and ann["score"] == score / 100
+            assert ann["area"] == int(mask.sum()) and ann["iscrowd"] == 0 and ann["score"] == score  # the float
             rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
             x, y, w, h = ann["bbox"]
             assert (x, y, x + w, y + h) == (columns[0], rows[0], columns[-1] + 1, rows[-1] + 1)
@@ -187,17 +187,46 @@ def test_s3_prefix_exports_as_the_local_folder_does(results, s3, bucket, tmp_pat
     assert by_file(from_s3) == by_file(from_disk) and len(by_file(from_s3)) == COUNT
 
 
-def test_segment_then_export_names_images_by_their_files(segmenter, tmp_path) -> None:
-    """Results of ``segment`` (the real model) carry ``source.file``; the export names images by it."""
-    images = [str(IMAGES / "astronaut.jpg")]
+def mask_areas(result: dict) -> list[int]:
+    return [int(coco_mask.area({"size": m["size"], "counts": m["counts"].encode()})) for m in result["masks"]]
+
+
+def evaluate(instances: Path, predictions: Path, kind: str) -> COCOeval:
+    ground_truth = COCO(str(instances))
+    evaluation = COCOeval(ground_truth, ground_truth.loadRes(str(predictions)), kind)
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return evaluation
+
+
+def test_segment_then_export_names_images_by_their_files(segmenter, tmp_path, capsys) -> None:
+    """Results of ``segment`` (the real model) carry ``source.file``; the export names images by it, writes
+    the model's float scores, and leaves out (and counts) the faint objects whose mask has no pixel."""
+    images = [str(IMAGES / name) for name in ("astronaut.jpg", "chelsea.jpg", "rocket.jpg")]
     assert main(["segment", *images, "--out", str(tmp_path / "out"), "--format", "json", "--confidence", "0"]) == 0
-    written = json.loads((tmp_path / "out" / "astronaut.jpg.json").read_text())
-    assert written["source"] == {"file": images[0]}
-    out = tmp_path / "instances.json"
+    written = {Path(p).name: json.loads(p.read_text()) for p in (tmp_path / "out").iterdir()}
+    assert written["astronaut.jpg.json"]["source"] == {"file": images[0]}
+    out, predictions = tmp_path / "instances.json", tmp_path / "predictions.json"
+    capsys.readouterr()
     assert main(["export-coco", str(tmp_path / "out"), "--out", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert main(["export-coco", str(tmp_path / "out"), "--out", str(predictions), "--predictions"]) == 0
     coco = COCO(str(out))
-    assert [image["file_name"] for image in coco.imgs.values()] == images
-    assert len(coco.anns) == sum(len(json.loads(p.read_text())["masks"]) for p in (tmp_path / "out").iterdir())
+    assert sorted(image["file_name"] for image in coco.imgs.values()) == sorted(images)
+    areas = [area for result in written.values() for area in mask_areas(result)]
+    empty = areas.count(0)
+    assert empty > 0, "the random model at confidence 0 finds faint objects without pixels: the case under test"
+    assert len(coco.anns) == len(areas) - empty and all(ann["area"] > 0 for ann in coco.anns.values())
+    assert f"left out {empty} objects with an empty mask" in summary
+    by_file = {f"{r['source']['file']}": r for r in written.values()}
+    listed = json.loads(predictions.read_text())
+    in_order = [by_file[image["file_name"]] for image in coco.dataset["images"]]
+    expected = [score for r in in_order for score, area in zip(r["scores"], mask_areas(r), strict=True) if area]
+    assert [item["score"] for item in listed] == expected  # the result's floats, not two digits
+    assert any(0 < score < 1 and score != round(score, 2) for score in expected)
+    for kind in ("segm", "bbox"):
+        assert evaluate(out, predictions, kind).stats[0] == pytest.approx(1.0), kind  # AP against itself
 
 
 def test_memory_does_not_grow_with_the_number_of_results(tmp_path) -> None:

@@ -56,9 +56,9 @@ def disc(cy: int, cx: int, radius: int) -> np.ndarray:
     return (rows - cy) ** 2 + (columns - cx) ** 2 <= radius**2
 
 
-def test_each_cut_out_is_its_box_with_the_mask_as_alpha_and_black_outside() -> None:
+def test_each_cut_out_is_its_mask_with_the_mask_as_alpha_and_black_outside() -> None:
     masks = [disc(20, 30, 10), disc(40, 60, 15), disc(5, 5, 8)]
-    # The second box is narrower than its mask: the pixels outside the box are cut off, as PixelLib crops.
+    # The second box is narrower than its mask: the cut-out still holds the whole mask (PixelLib cut it off).
     boxes = [[19.7, 9.2, 41.9, 31.5], [50.0, 30.0, 70.0, 55.0], [0.0, 0.0, 14.0, 14.0]]
     names = ["person", "traffic light", "person"]
     files, result = cut_out(masks, boxes, names)
@@ -66,6 +66,46 @@ def test_each_cut_out_is_its_box_with_the_mask_as_alpha_and_black_outside() -> N
     assert_cutouts(files, result.to_json(), RGB)
     boxed, result = cut_out(masks, boxes, names, "box")
     assert_cutouts(boxed, result.to_json(), RGB, mode="box")
+
+
+def opaque_pixels(png: bytes) -> int:
+    return int((rgba(png)[:, :, 3] == 255).sum())
+
+
+def test_a_thin_object_keeps_every_pixel_of_its_mask() -> None:
+    """A one-pixel-wide diagonal and a one-row line, with float boxes whose truncation (PixelLib's crop)
+    drops their last row and column: the cut-out holds every pixel of the mask."""
+    diagonal = np.zeros((60, 80), bool)
+    diagonal[np.arange(10, 50), np.arange(20, 60)] = True
+    line = np.zeros((60, 80), bool)
+    line[33, 5:71] = True
+    boxes = [[20.4, 10.6, 59.3, 49.2], [5.2, 33.4, 70.1, 33.9]]
+    files, result = cut_out([diagonal, line], boxes, ["snake", "rope"])
+    assert [opaque_pixels(png) for png in files.values()] == [40, 66]
+    assert rgba(files["00-snake.png"]).shape == (40, 40, 4) and rgba(files["01-rope.png"]).shape == (1, 66, 4)
+    assert_cutouts(files, result.to_json(), RGB)
+    boxed, _ = cut_out([diagonal, line], boxes, ["snake", "rope"], "box")
+    assert rgba(boxed["00-snake.png"]).shape == (40, 40, 4)  # rows 10..49, columns 20..59: rounded outwards
+    assert rgba(boxed["01-rope.png"]).shape == (1, 66, 4)
+
+
+def test_objects_touching_the_image_edges_keep_every_pixel() -> None:
+    corner = np.zeros((60, 80), bool)
+    corner[52:, 71:] = True  # the bottom-right corner, the last row and column included
+    left_edge = np.zeros((60, 80), bool)
+    left_edge[:, 0] = True  # the whole first column
+    whole = np.ones((60, 80), bool)
+    boxes = [[71.5, 52.5, 79.99, 59.99], [0.0, 0.0, 0.9, 59.7], [0.0, 0.0, 80.0, 60.0]]
+    files, result = cut_out([corner, left_edge, whole], boxes, ["cat", "pole", "wall"])
+    assert [opaque_pixels(png) for png in files.values()] == [8 * 9, 60, 60 * 80]
+    assert [rgba(png).shape for png in files.values()] == [(8, 9, 4), (60, 1, 4), (60, 80, 4)]
+    assert_cutouts(files, result.to_json(), RGB)
+
+
+def test_an_empty_mask_is_its_box_all_transparent() -> None:
+    files, _ = cut_out([np.zeros((60, 80), bool)], [[10.5, 20.5, 14.2, 22.0]], ["ghost"])
+    picture = rgba(files["00-ghost.png"])
+    assert picture.shape == (2, 5, 4) and not picture.any()
 
 
 def test_a_box_under_one_pixel_is_still_a_one_pixel_picture() -> None:

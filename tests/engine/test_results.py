@@ -11,9 +11,10 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 
+from handler.engine.coco import Categories, coco_annotations
 from handler.engine.objects import Outputs, encode_objects
 from handler.engine.overlay import render
-from handler.engine.results import COCO_CATEGORY_IDS, SEED_KEYS, Segmentation
+from handler.engine.results import COCO_CATEGORY_IDS, SCHEMA_VERSION, SEED_KEYS, Segmentation
 
 
 def hand_made_masks(height: int = 60, width: int = 80) -> np.ndarray:
@@ -60,10 +61,18 @@ def test_seed_fields_follow_the_ancestor_conventions():
     json.dumps(body)  # plain JSON types only
 
 
-def test_full_schema_types():
+def test_full_schema_keeps_the_model_floats_and_says_its_version():
     body = hand_made().to_json()
+    assert next(iter(body)) == "schema_version" and body["schema_version"] == SCHEMA_VERSION == 2
     assert body["image"] == {"width": 80, "height": 60}
     assert set(SEED_KEYS) <= set(body)
+    # The float32 numbers, written with the fewest digits that read back to the same float32.
+    assert body["boxes"] == [[5.7, 10.2, 24.9, 29.99], [40.0, 25.0, 70.0, 55.0], [0.0, 0.0, 1.0, 1.0]]
+    assert body["scores"] == [0.987, 0.5, 0.0999]
+    assert all(type(v) is float for v in body["scores"] + [v for box in body["boxes"] for v in box])
+    assert np.array_equal(np.array(body["boxes"], np.float32), table().boxes)
+    assert np.array_equal(np.array(body["scores"], np.float32), table().scores)
+    assert '"scores": [0.987, 0.5, 0.0999]' in json.dumps(body)
     assert body["model"]["name"] == "pointrend_resnet50"
     assert body["timings_ms"] == {"model": 12.3}
     assert all(isinstance(rle["counts"], str) and rle["size"] == [60, 80] for rle in body["masks"])
@@ -103,16 +112,14 @@ def test_empty_result_is_valid():
     body = empty.to_json()
     assert body["mask_shape"] == [5, 7, 0]
     assert body["masks"] == [] and body["boxes"] == [] and body["object_counts"] == {}
-    assert empty.to_coco_results(image_id=1) == []
+    assert list(coco_annotations(body, 1, 1, Categories.for_classes(None), predictions=True)) == []
     assert empty.overlay_png is not None
 
 
-def test_the_flow_checks_one_mask_per_object_and_coco_needs_rle():
+def test_the_flow_checks_one_mask_per_object():
     result = table()
     with pytest.raises(ValueError, match="2 masks for 3 objects"):
         encode_objects(np.zeros((60, 80, 3), np.uint8), result, [crop_of(m) for m in hand_made_masks()[:2]], Outputs())
-    with pytest.raises(ValueError, match="need the RLE masks"):
-        hand_made(outputs=Outputs(masks="polygons")).to_coco_results(image_id=1)
 
 
 class Spy:
@@ -157,10 +164,12 @@ def test_coco_results_load_into_pycocotools():
         "categories": categories,
     }
     ground_truth.createIndex()
-    detections = ground_truth.loadRes(result.to_coco_results(image_id=42))
+    predictions = coco_annotations(result.to_json(), 42, 1, Categories.for_classes(None), predictions=True)
+    detections = ground_truth.loadRes(list(predictions))
     annotations = detections.loadAnns(detections.getAnnIds())
     assert [a["category_id"] for a in annotations] == [1, 3, 1]  # person, car: COCO ids
-    assert annotations[0]["bbox"] == pytest.approx([5.7, 10.2, 19.2, 19.79], abs=1e-4)
+    assert [a["score"] for a in annotations] == [0.987, 0.5, 0.0999]  # the model's floats
+    assert annotations[0]["bbox"] == [5.0, 10.0, 20.0, 20.0]  # the mask's extent
     assert np.array_equal(detections.annToMask(annotations[1]).astype(bool), hand_made_masks()[1])
 
 
