@@ -18,10 +18,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import handler.api.errors as api_errors
 from handler import __version__
-
-from handler.core import metrics
-from handler.api import errors as api_errors
 from handler.api.admission import Admission, get_admission
 from handler.api.docs_pages import ASSETS_PATH as DOCS_ASSETS_PATH
 from handler.api.docs_pages import assets as docs_assets
@@ -40,7 +38,11 @@ from handler.api.models import (
 from handler.api.openapi import model_openapi
 from handler.api.page import STATIC_DIR, SecurityHeaders, router
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
+from handler.core import metrics
 from handler.core.deadline import LambdaContext
+from handler.core.errors import InvalidRequest, ModelFileError
+from handler.core.logs import logger
+from handler.core.settings import Settings, get_settings
 from handler.engine import (
     CutoutWriter,
     CutoutZip,
@@ -52,9 +54,6 @@ from handler.engine import (
     get_segmenter,
     segment_bytes,
 )
-from handler.core.errors import InvalidRequest, ModelFileError
-from handler.core.logs import logger
-from handler.core.settings import Settings, get_settings
 
 Render = Callable[[SegmentedImage], Response]
 

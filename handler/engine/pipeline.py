@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handler.core.deadline import LambdaContext, time_budget
-from handler.engine import images
+import handler.engine.images as images
 from handler.engine.objects import Outputs, encode_objects
 from handler.engine.results import Segmentation
 from handler.model import Detections, MaskCrop, Segmenter

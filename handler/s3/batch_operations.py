@@ -26,13 +26,13 @@ from aws_lambda_powertools.utilities.data_classes import (
 from aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event import S3BatchOperationTask
 from botocore.exceptions import BotoCoreError, ClientError
 
+import handler.s3.objects as s3_objects
 from handler.core import metrics
 from handler.core.deadline import LambdaContext
 from handler.core.errors import InvalidRequest, RetryableError
 from handler.core.logs import logger
 from handler.core.settings import get_settings
 from handler.engine import RequestOptions, get_segmenter
-from handler.s3 import objects as s3_objects
 from handler.s3.objects import BATCH_TASK, ObjectRef
 
 # Result strings go into the completion report CSV, one row per object: kept to a readable length.

@@ -28,13 +28,15 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+import handler.s3.batch_operations as batch_operations
+import handler.s3.failures as failures
+import handler.s3.objects as s3_objects
+import handler.s3.video_tasks as video_tasks
 from handler.core import metrics
 from handler.core.deadline import LambdaContext
 from handler.core.logs import logger, redact_job_ids
 from handler.core.settings import get_settings
 from handler.engine import get_segmenter
-from handler.s3 import batch_operations, failures, video_tasks
-from handler.s3 import objects as s3_objects
 from handler.s3.objects import ObjectRef, Processed
 
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import handler.s3.video as video
 from handler import jobstore
 from handler.core import metrics, storage
 from handler.core.deadline import LambdaContext
@@ -35,7 +36,6 @@ from handler.engine import (
     Segmenter,
     segment_bytes,
 )
-from handler.s3 import video
 
 Outcome = Literal["segmented", "error_record", "skipped", "video_started"]
 
