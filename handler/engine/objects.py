@@ -1,20 +1,30 @@
 """The per-object flow: each object's mask is pasted, handed to every consumer, and released before the next.
 
 This is the memory rule (docs/development.md): whatever the boxes, no more than one object's full-resolution
-mask exists at a time, so memory grows with the image's pixels and the largest single box, never with
-objects x pixels. A consumer turns the mask in hand into something small and keeps only that: an RLE string
-(``rle.RleMasks``), polygons (``results.PolygonMasks``), paint on the capped overlay canvas
+mask exists at a time per worker, so memory grows with the image's pixels and the largest single box times the
+threads, never with objects x pixels. A consumer turns the mask in hand into something small and keeps only
+that: an RLE string (``rle.RleMasks``), polygons (``results.PolygonMasks``), paint on the capped overlay canvas
 (``overlay.OverlayDrawer``), or a PNG file in a zip. Add one by passing it in ``Outputs.consumers``.
+
+With more than one CPU (``encode_in_parallel``) objects are pasted on a pool of threads, one object per thread
+at a time, and at most one object per thread is alive (pasted, in work or waiting for its turn). A consumer
+that splits its work (``SplitConsumer``: ``prepare`` on the worker, ``commit`` in object order on the calling
+thread) runs its heavy part in parallel; any other gets ``add`` in object order on the calling thread. Either
+way each consumer sees the objects in order and the results are those of one object after another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from handler.core.cpus import available_cpus
+from handler.core.settings import Settings
 from handler.engine.overlay import OverlayDrawer
 from handler.engine.results import MaskFormat, PolygonMasks, Segmentation
 from handler.engine.rle import RleMasks
@@ -32,6 +42,18 @@ class ObjectConsumer(Protocol):
 
     def finish(self, result: Segmentation) -> None:
         """After the last object: store or keep what was made (built-in consumers fill ``result``'s fields)."""
+
+
+@runtime_checkable
+class SplitConsumer(Protocol):
+    """An ``ObjectConsumer`` whose ``add`` is ``commit(index, prepare(index, crop))``, so the pool can run
+    ``prepare`` on any thread (it must not change the consumer's state) and ``commit`` in object order."""
+
+    def prepare(self, index: int, crop: MaskCrop) -> Any:
+        """Thread-safe: what ``commit`` needs from the crop, never the crop itself (at most its size again)."""
+
+    def commit(self, index: int, prepared: Any) -> None:
+        """On the calling thread, in object order."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +76,14 @@ class Outputs:
         return [*built_in, *self.consumers]
 
 
+def object_threads(settings: Settings | None = None) -> int:
+    """Threads for the per-object stage: the torch threads setting (``auto``: the CPUs this process may use)."""
+    return settings.torch_threads if settings is not None else available_cpus()
+
+
 def encode_objects(rgb: np.ndarray, result: Segmentation, crops: Iterable[MaskCrop], outputs: Outputs) -> None:
-    """Feed each crop (one per object of ``result``, pasted lazily by the iterable) to ``outputs``' consumers."""
+    """Feed each crop (one per object of ``result``, pasted lazily by the iterable) to ``outputs``' consumers,
+    one object after another on this thread."""
     consumers = outputs.all_consumers()
     if not consumers:
         return  # nothing asks for the masks (masks=none, no overlay): none is pasted
@@ -71,3 +99,70 @@ def encode_objects(rgb: np.ndarray, result: Segmentation, crops: Iterable[MaskCr
         raise ValueError(f"{count} masks for {len(result)} objects")
     for consumer in consumers:
         consumer.finish(result)
+
+
+@dataclass(frozen=True)
+class ObjectTasks:
+    """How to make each object's mask on any thread: ``paste(position)`` for positions 0..len(result)-1
+    (thread-safe), and ``before(position, committed)``, called on the calling thread in order before each
+    object starts, with how many objects are finished so far (the deadline's check: it may raise)."""
+
+    paste: Callable[[int], MaskCrop]
+    before: Callable[[int, int], None] = lambda position, committed: None
+
+
+def encode_in_parallel(
+    rgb: np.ndarray, result: Segmentation, tasks: ObjectTasks, outputs: Outputs, threads: int
+) -> None:
+    """``encode_objects`` with the objects pasted (and split consumers' ``prepare`` run) on ``threads``
+    threads; the same results, in object order. One thread: no pool, one object after another."""
+    consumers = outputs.all_consumers()
+    if not consumers:
+        return
+    for consumer in consumers:
+        consumer.start(rgb, result)
+    split = [isinstance(consumer, SplitConsumer) for consumer in consumers]
+    count = len(result)
+    if threads <= 1 or count <= 1:
+        for position in range(count):
+            tasks.before(position, position)
+            _commit(consumers, split, position, _work(tasks, consumers, split, position))
+    else:
+        _run_pool(tasks, consumers, split, count, threads)
+    for consumer in consumers:
+        consumer.finish(result)
+
+
+def _work(tasks: ObjectTasks, consumers: list[ObjectConsumer], split: list[bool], position: int) -> list[Any]:
+    """On a worker: paste the object, prepare what split consumers need; the crop itself only for the others."""
+    crop = tasks.paste(position)
+    pairs = zip(consumers, split, strict=True)
+    return [consumer.prepare(position, crop) if is_split else crop for consumer, is_split in pairs]  # type: ignore[attr-defined]
+
+
+def _commit(consumers: list[ObjectConsumer], split: list[bool], position: int, parts: list[Any]) -> None:
+    for consumer, is_split, part in zip(consumers, split, parts, strict=True):
+        if is_split:
+            consumer.commit(position, part)  # type: ignore[attr-defined]
+        else:
+            consumer.add(position, part)
+
+
+def _run_pool(tasks: ObjectTasks, consumers: list[ObjectConsumer], split: list[bool], count: int, threads: int) -> None:
+    """At most ``threads`` objects in flight (pasted or being pasted, waiting for their turn or committed):
+    the oldest is committed before another starts."""
+    pool = ThreadPoolExecutor(max_workers=min(threads, count), thread_name_prefix="objects")
+    pending: deque[Future[list[Any]]] = deque()
+    committed = 0
+    try:
+        for position in range(count):
+            while len(pending) >= threads:
+                _commit(consumers, split, committed, pending.popleft().result())
+                committed += 1
+            tasks.before(position, committed)
+            pending.append(pool.submit(_work, tasks, consumers, split, position))
+        while pending:
+            _commit(consumers, split, committed, pending.popleft().result())
+            committed += 1
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error: the objects in work finish, no more start

@@ -49,12 +49,21 @@ class OverlayDrawer:
         self._outlines: list[Sequence[np.ndarray]] = []
 
     def add(self, index: int, crop: MaskCrop) -> None:
+        self.commit(index, self.prepare(index, crop))
+
+    def prepare(self, index: int, crop: MaskCrop) -> tuple[MaskCrop, Sequence[np.ndarray]]:
+        """Any thread (``objects.SplitConsumer``): the crop scaled to the canvas and its outline; the
+        painting, whose order shows where masks overlap, is ``commit``'s."""
         height, width = self._canvas.shape[:2]
         crop = _scaled(crop, self._factor, height, width)
+        return crop, outer_contours(crop)
+
+    def commit(self, index: int, prepared: tuple[MaskCrop, Sequence[np.ndarray]]) -> None:
+        crop, outline = prepared
         tile = self._canvas[crop.top : crop.bottom, crop.left : crop.right]
         colour = np.array(self._colours[index], np.float32)
         tile[crop.mask] = tile[crop.mask] * (1 - MASK_OPACITY) + colour * MASK_OPACITY
-        self._outlines.append(outer_contours(crop))
+        self._outlines.append(outline)
 
     def finish(self, result: Segmentation) -> None:
         out = np.ascontiguousarray(self._canvas.round().astype(np.uint8))

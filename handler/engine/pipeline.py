@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handler.core.deadline import LambdaContext, time_budget
 import handler.engine.images as images
-from handler.engine.objects import Outputs, encode_objects
+from handler.core.deadline import LambdaContext, time_budget
+from handler.core.settings import DetectionSpeed, Settings
+from handler.engine.objects import ObjectTasks, Outputs, encode_in_parallel, encode_objects, object_threads
 from handler.engine.results import Segmentation
 from handler.model import Detections, MaskCrop, Segmenter
-from handler.core.settings import DetectionSpeed, Settings
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,40 @@ def _segment(
         timings_ms={"model": found.forward_ms},
     )
     started = time.perf_counter()
-    encode_objects(rgb, result, _masks_in_time(found, keep, context), outputs)
+    threads = object_threads(segmenter.settings)
+    if threads <= 1:
+        encode_objects(rgb, result, _masks_in_time(found, keep, context), outputs)
+    else:
+        pace = _Pace(found, keep, context)
+        tasks = ObjectTasks(paste=lambda position: _paste(found, keep[position]), before=pace.check)
+        encode_in_parallel(rgb, result, tasks, outputs, threads)
     result.timings_ms["masks"] = (time.perf_counter() - started) * 1000
     return result, len(found.boxes)
+
+
+def _paste(found: Detections, index: int) -> MaskCrop:
+    """One object's mask, on whichever thread asks (``Detections.masks`` pastes one crop per index)."""
+    return next(iter(found.masks([index])))
+
+
+class _Pace:
+    """The deadline's check before each object when objects run on several threads: the reference cost, or
+    when slower what this request's finished objects took (wall time over their box megapixels)."""
+
+    def __init__(self, found: Detections, keep: list[int], context: LambdaContext | None) -> None:
+        self.context, self.keep = context, keep
+        self.megapixels = [_box_megapixels(found, index) for index in keep]
+        self.started = time.perf_counter()
+
+    def check(self, position: int, committed: int) -> None:
+        spent_ms = (time.perf_counter() - self.started) * 1000
+        observed = spent_ms / max(sum(self.megapixels[:committed]), 1.0) if committed else 0.0
+        time_budget.ensure_time_for_object(self.context, self.megapixels[position], position, len(self.keep), observed)
+
+
+def _box_megapixels(found: Detections, index: int) -> float:
+    left, top, right, bottom = found.boxes[index]
+    return float((right - left) * (bottom - top) / 1e6)
 
 
 def _masks_in_time(found: Detections, keep: list[int], context: LambdaContext | None) -> Iterator[MaskCrop]:

@@ -27,7 +27,14 @@ class RleMasks:
         self._masks: list[dict[str, Any]] = []
 
     def add(self, index: int, crop: MaskCrop) -> None:
-        self._masks.append(crop_rle(crop, *self._size))
+        self.commit(index, self.prepare(index, crop))
+
+    def prepare(self, index: int, crop: MaskCrop) -> dict[str, Any]:
+        """Any thread (``objects.SplitConsumer``): the RLE, from the crop alone."""
+        return crop_rle(crop, *self._size)
+
+    def commit(self, index: int, prepared: dict[str, Any]) -> None:
+        self._masks.append(prepared)
 
     def finish(self, result: Segmentation) -> None:
         result.masks = self._masks
