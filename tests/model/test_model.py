@@ -28,11 +28,12 @@ def test_detections_match_schema_and_rle_decodes_to_the_model_masks(segmenter, p
     body = result.to_json()
     height, width = photo.shape[:2]
     assert body["mask_shape"] == [height, width, len(result)]
-    assert all(0 <= score <= 100 and isinstance(score, int) for score in body["scores"])
+    raw = segmenter.detect(photo, confidence=0.0)
+    assert np.array_equal(np.array(body["scores"], np.float32), raw.scores)  # the model's floats, all digits
+    assert np.array_equal(np.array(body["boxes"], np.float32).reshape(-1, 4), raw.boxes)
     assert all(
         name == segmenter.class_names[cid] for name, cid in zip(body["class_names"], body["class_ids"], strict=True)
     )
-    raw = segmenter.detect(photo, confidence=0.0)
     for rle, crop in zip(body["masks"], raw.masks(), strict=True):
         decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
         assert np.array_equal(decoded.astype(bool), full_mask(crop, height, width))
