@@ -5,7 +5,10 @@ Measured for each function as template.yaml deploys it (``SEG_SERVES=http`` and 
 ``init_ratio`` is the larger of the two deployed ones. Where the time goes: ``python -X importtime``
 (``--importtime`` prints the slowest top-level imports of the HTTP function's init).
 
-    python bench/init.py [--model PATH] [--repeats 3] [--importtime]
+    python bench/init.py [--model PATH] [--repeats 3] [--importtime] [--write]
+
+``--write`` records the figures as the "init" section of ``handler/core/measured.json`` (the backfill estimate
+reads the worker's).
 
 bench/engine.py prints the same ratio on its cold line.
 """
@@ -87,6 +90,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument("--write", action="store_true", help='write the "init" section of handler/core/measured.json')
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose init is measured")
     args = parser.parse_args()
     global repo
@@ -102,6 +106,12 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} at end")
     ratios = " ".join(f"{serves}={times[serves] / times['torch']:.2f}" for serves in FUNCTIONS)
     print(f"init_ratio={init_ratio(times):.2f} ({ratios}) cpu_init_ratio={init_ratio(times, 'cpu_'):.2f}")
+    if args.write:
+        from provenance import record
+
+        figures = {"torch_seconds": times["torch"], "http_function_seconds": times["http"]}
+        figures |= {"worker_seconds": times["s3"], "model": model.name}
+        record("init", figures, source=f"bench/init.py, best of {args.repeats} fresh interpreters")
 
 
 if __name__ == "__main__":
