@@ -12,7 +12,6 @@ import torch
 from snapshot_restore_py import get_after_restore, get_before_snapshot
 
 from handler import snapstart
-
 from handler.core import storage
 from handler.core.deadline import time_budget
 
@@ -59,7 +58,29 @@ def test_a_failing_hook_is_logged_as_a_structured_error_and_raised(caplog):
     assert record.exc_info and record.exc_info[0] is RuntimeError
 
 
-def test_priming_runs_every_configured_speed(segmenter, settings, monkeypatch):
-    monkeypatch.setattr(settings, "detection_speed", "rapid")
-    assert snapstart.priming_speeds() == ("rapid",)
-    assert set(snapstart.prime_model()["prime_ms"]) == {"rapid"}
+@pytest.mark.parametrize("speed", ["rapid", "fast"])
+def test_priming_runs_the_whole_model_at_the_configured_speed(segmenter, settings, monkeypatch, speed):
+    """What the snapshot must hold warm: one forward at the input size the function's speed gives, through
+    the mask head (a synthetic photo only reaches it at confidence 0), seen from inside the model."""
+    from handler.model.pixellib import SPEED_SIZES
+
+    monkeypatch.setattr(settings, "detection_speed", speed)
+    inputs: list[tuple[int, ...]] = []
+    mask_head_calls: list[str] = []
+    model = segmenter.model
+    hooks = [model.backbone.register_forward_pre_hook(lambda _, args: inputs.append(tuple(args[0].shape)))]
+    hooks += [
+        module.register_forward_hook(lambda module, *_: mask_head_calls.append(type(module).__name__))
+        for module in model.roi_heads.mask_head.modules()
+    ]
+    try:
+        timings = snapstart.prime_model()["prime_ms"]
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    assert list(timings) == [speed]
+    (shape,) = inputs  # one forward, at this speed only
+    side = SPEED_SIZES[speed][0]  # the square priming photo: both sides are the shorter side's size
+    assert shape[-2] == shape[-1] and side <= shape[-1] < side + 32  # padded to the backbone's stride
+    assert mask_head_calls, "priming never reached the mask head"
