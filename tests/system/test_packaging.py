@@ -209,10 +209,6 @@ def test_cmd_names_the_handler_module_path():
     assert (REPO / "handler" / "__init__.py").is_file()
 
 
-@pytest.mark.skipif(
-    not (REPO / "handler" / "lambda_function.py").exists(),
-    reason="handler/lambda_function.py is not written yet; this test turns itself on when it is",
-)
 def test_cmd_names_an_importable_function(test_model_path):
     _, (cmd,) = image_spec.dockerfile_exec_form(DOCKERFILE)
     module_name, _, function_name = cmd.rpartition(".")
