@@ -29,5 +29,7 @@ def handler(event, context):
         "cwd": os.getcwd(),
         "env": {name: os.environ.get(name) for name in SEEN_ENV},
         "remaining_ms": context.get_remaining_time_in_millis(),
+        # The invocation's deadline on the wall clock (epoch ms): what the emulator set, whatever the init took.
+        "deadline_ms": time.time() * 1000 + context.get_remaining_time_in_millis(),
         "request_id": context.aws_request_id,
     }
