@@ -49,14 +49,14 @@ FAILURE_RECORD_GRACE_S = 300
 
 
 @dataclass(frozen=True)
-class Outputs:
+class OutputKeys:
     """Where the outputs of one input object go: ``key(RESULT)``, ``key(OVERLAY)``, ``key(ERROR)``."""
 
     bucket: str
     base: str  # the output key without its suffix
 
     @classmethod
-    def of(cls, bucket: str, key: str, settings: Settings) -> Outputs:
+    def of(cls, bucket: str, key: str, settings: Settings) -> OutputKeys:
         base = f"{settings.output_prefix}{key.removeprefix(settings.input_prefix)}"
         return cls(settings.output_bucket or bucket, base)
 
@@ -84,7 +84,7 @@ def current(stored: storage.StoredObject) -> storage.StoredObject | None:
     return now
 
 
-def write_result(outputs: Outputs, source: dict[str, Any], result: dict[str, Any], png: bytes | None) -> list[str]:
+def write_result(outputs: OutputKeys, source: dict[str, Any], result: dict[str, Any], png: bytes | None) -> list[str]:
     """The result (and its overlay) in the write order; returns the keys written, the ``.json`` first."""
     metadata = _source_metadata(source)
     written = []
@@ -99,7 +99,7 @@ def write_result(outputs: Outputs, source: dict[str, Any], result: dict[str, Any
     return [outputs.key(RESULT), *written]
 
 
-def write_error(outputs: Outputs, source: dict[str, Any], code: str, message: str, **extra: Any) -> str:
+def write_error(outputs: OutputKeys, source: dict[str, Any], code: str, message: str, **extra: Any) -> str:
     """The error record, then no result or overlay of an earlier attempt beside it; returns its key."""
     body = json.dumps({"error": {"code": code, "message": message}, "source": source, **extra}).encode()
     storage.put(outputs.bucket, outputs.key(ERROR), body, "application/json", _source_metadata(source))
@@ -109,7 +109,7 @@ def write_error(outputs: Outputs, source: dict[str, Any], code: str, message: st
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RecordedOutcome:
     """What the outputs say of the upload with a given etag: its result (``stored`` is the ``.json``, not
     read) or its error record (``error`` read, it is small)."""
 
@@ -118,25 +118,25 @@ class Outcome:
     error: dict[str, str] | None = None
 
 
-def _made_from(outputs: Outputs, suffix: str, etag: str) -> storage.StoredObject | None:
+def _made_from(outputs: OutputKeys, suffix: str, etag: str) -> storage.StoredObject | None:
     """The output when it is there and was made from the upload whose etag is ``etag``."""
     stored = storage.head_if_present(outputs.bucket, outputs.key(suffix))
     return stored if stored is not None and stored.metadata.get(SOURCE_ETAG) == etag else None
 
 
-def outcome(outputs: Outputs, etag: str) -> Outcome | None:
+def outcome(outputs: OutputKeys, etag: str) -> RecordedOutcome | None:
     """The outcome for the upload whose etag is ``etag``, or None while there is none (outputs of another
     upload to the same key do not count)."""
     result = _made_from(outputs, RESULT, etag)
     if result is not None:
-        return Outcome("done", result)
+        return RecordedOutcome("done", result)
     error = _made_from(outputs, ERROR, etag)
     if error is not None:
-        return Outcome("failed", error, json.loads(storage.read(error, MAX_RECORD_BYTES))["error"])
+        return RecordedOutcome("failed", error, json.loads(storage.read(error, MAX_RECORD_BYTES))["error"])
     return None
 
 
-def overlay_of(outputs: Outputs, etag: str) -> str | None:
+def overlay_of(outputs: OutputKeys, etag: str) -> str | None:
     """The overlay's key when the one stored was made from this upload (not an earlier attempt's)."""
     return outputs.key(OVERLAY) if _made_from(outputs, OVERLAY, etag) is not None else None
 
@@ -220,16 +220,16 @@ VIDEO_RESULT, VIDEO_OVERLAY, VIDEO_WORK = ".jsonl", ".webm", ".video/"
 CHUNK_FRAMES = "frames"  # x-amz-meta-* of a chunk's lines
 
 
-def video_key(outputs: Outputs, name: str) -> str:
+def video_key(outputs: OutputKeys, name: str) -> str:
     """A working file of the video's run: ``probe.json``, ``plan.json``, ``chunk-error.json``."""
     return outputs.key(VIDEO_WORK + name)
 
 
-def chunk_key(outputs: Outputs, index: int) -> str:
+def chunk_key(outputs: OutputKeys, index: int) -> str:
     return outputs.key(f"{VIDEO_WORK}chunks/{index:05d}.jsonl")
 
 
-def write_video_result(outputs: Outputs, source: dict[str, Any], lines: Path, overlay: Path | None) -> list[str]:
+def write_video_result(outputs: OutputKeys, source: dict[str, Any], lines: Path, overlay: Path | None) -> list[str]:
     """The overlay video, then the JSON lines (the sign the video is done), then no error record beside them."""
     metadata = _source_metadata(source)
     written = []
@@ -241,26 +241,26 @@ def write_video_result(outputs: Outputs, source: dict[str, Any], lines: Path, ov
     return [outputs.key(VIDEO_RESULT), *written]
 
 
-def video_outcome(outputs: Outputs, etag: str) -> Outcome | None:
+def video_outcome(outputs: OutputKeys, etag: str) -> RecordedOutcome | None:
     """As ``outcome``, for a video: done when its ``.jsonl`` was made from this upload."""
     result = _made_from(outputs, VIDEO_RESULT, etag)
     if result is not None:
-        return Outcome("done", result)
+        return RecordedOutcome("done", result)
     return outcome_error(outputs, etag)
 
 
-def outcome_error(outputs: Outputs, etag: str) -> Outcome | None:
+def outcome_error(outputs: OutputKeys, etag: str) -> RecordedOutcome | None:
     error = _made_from(outputs, ERROR, etag)
     if error is None:
         return None
-    return Outcome("failed", error, json.loads(storage.read(error, MAX_RECORD_BYTES))["error"])
+    return RecordedOutcome("failed", error, json.loads(storage.read(error, MAX_RECORD_BYTES))["error"])
 
 
-def video_overlay_of(outputs: Outputs, etag: str) -> str | None:
+def video_overlay_of(outputs: OutputKeys, etag: str) -> str | None:
     return outputs.key(VIDEO_OVERLAY) if _made_from(outputs, VIDEO_OVERLAY, etag) is not None else None
 
 
-def video_progress(outputs: Outputs, etag: str, threads: int = 16) -> dict[str, int] | None:
+def video_progress(outputs: OutputKeys, etag: str, threads: int = 16) -> dict[str, int] | None:
     """``{"frames_done", "frames_total", "chunks_done", "chunks"}`` of the run made from the upload with
     ``etag``, or None before its probe wrote the plan. One HEAD per chunk (no listing: job ids are never listed)."""
     probed = storage.read_json(outputs.bucket, video_key(outputs, "probe.json"), MAX_RECORD_BYTES)

@@ -25,14 +25,13 @@ from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
 from handler import jobstore
-
-from handler.core import storage
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
-from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
+from handler.core import storage
 from handler.core.errors import JobNotFound
 from handler.core.logs import logger
 from handler.core.settings import Settings, get_settings
+from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
 
 CUTOUT_NAME = re.compile(r"[0-9]{2,}-[A-Za-z0-9_-]+\.png")
 MAX_NAME_CHARS = 100
@@ -152,7 +151,7 @@ def _cutout_links(bucket: str, prefix: str, written: dict[str, Any], settings: S
 def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, settings: Settings) -> dict[str, Any]:
     """Done, failed or still processing: only outputs made from the upload that claimed the job count (the
     first one the worker read: a later upload to the same form is ignored, ``handler/jobstore.py``)."""
-    outputs = jobstore.Outputs.of(settings.jobs_bucket or "", record["key"], settings)
+    outputs = jobstore.OutputKeys.of(settings.jobs_bucket or "", record["key"], settings)
     etag = jobstore.claimed(outputs.bucket, settings, job_id) or upload.etag
     found = jobstore.outcome(outputs, etag)
     if found is None:

@@ -115,7 +115,7 @@ app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
 @dataclass(frozen=True)
-class Job:
+class SegmentWork:
     """One request's blocking work (S3 read, decode, model, encoding), run in a worker thread."""
 
     source: ImageSource
@@ -205,7 +205,7 @@ async def segment(
         render = _zip(archive)
         outputs = replace(outputs, consumers=[CutoutWriter(archive.add, options.cutouts or "mask")])
     with admission.admit():
-        job = Job(
+        job = SegmentWork(
             await image_source(request, settings),
             options.segment_options(),
             render,
@@ -230,7 +230,7 @@ async def segmentapi(
     """The ancestor PixelLibAPI's route: multipart `image` in, its six keys out (scores as ints 0-100)."""
     with admission.admit():
         data = await multipart_image(request, settings)
-        job = Job(
+        job = SegmentWork(
             data,
             SegmentOptions(confidence=settings.confidence),
             _seed_json,

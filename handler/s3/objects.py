@@ -37,7 +37,7 @@ from handler.engine import (
     segment_bytes,
 )
 
-Outcome = Literal["segmented", "error_record", "skipped", "video_started"]
+ObjectOutcome = Literal["segmented", "error_record", "skipped", "video_started"]
 
 # ObjectRef.event_name of an object an S3 Batch Operations task names: it exists, like a created one.
 BATCH_TASK = "Batch Operations task"
@@ -64,7 +64,7 @@ class Processed:
 
     bucket: str
     key: str
-    outcome: Outcome
+    outcome: ObjectOutcome
     reason: str | None = None  # why it was skipped, or "<code>: <message>" of the error record
     objects: int | None = None
     outputs: list[str] = field(default_factory=list)
@@ -79,8 +79,8 @@ def entry_point(ref: ObjectRef, settings: Settings) -> metrics.EntryPoint:
     return "jobs" if ref.key.startswith(f"{settings.input_prefix}jobs/") else "s3"
 
 
-def outputs_of(ref: ObjectRef, settings: Settings) -> jobstore.Outputs:
-    return jobstore.Outputs.of(ref.bucket, ref.key, settings)
+def outputs_of(ref: ObjectRef, settings: Settings) -> jobstore.OutputKeys:
+    return jobstore.OutputKeys.of(ref.bucket, ref.key, settings)
 
 
 def output_bucket(ref: ObjectRef, settings: Settings) -> str:
@@ -211,7 +211,7 @@ def _stale(stored: storage.StoredObject, started: float, settings: Settings) -> 
 def _error_record(
     ref: ObjectRef,
     settings: Settings,
-    places: jobstore.Outputs,
+    places: jobstore.OutputKeys,
     source: dict[str, Any],
     exc: ServiceError,
     started: float,

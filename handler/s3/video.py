@@ -61,7 +61,7 @@ def sfn_client() -> Any:
 def start(stored: storage.StoredObject, settings: Settings) -> tuple[str, str]:
     """Start the upload's execution unless it was started already: ``(outcome, detail)`` where outcome is
     ``started``, ``already_started`` or ``error_record`` (detail: the execution's ARN or the error record's key)."""
-    outputs = jobstore.Outputs.of(stored.bucket, stored.key, settings)
+    outputs = jobstore.OutputKeys.of(stored.bucket, stored.key, settings)
     try:
         if not settings.video_state_machine_arn:
             raise VideosDisabled("videos are not enabled here: SEG_VIDEO_STATE_MACHINE_ARN is not set")

@@ -46,7 +46,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = get_settings()
     video = event["video"]
     stored = storage.StoredObject(video["bucket"], video["key"], 0, video["etag"], video.get("version_id"))
-    outputs = jobstore.Outputs.of(stored.bucket, stored.key, settings)
+    outputs = jobstore.OutputKeys.of(stored.bucket, stored.key, settings)
     task = event["video_task"]
     logger.info("video task", extra={"task": task, "key": stored.key})
     if task == "fail":
@@ -67,7 +67,7 @@ def _url(stored: storage.StoredObject) -> str:
     return storage.presigned_get(stored.bucket, stored.key, URL_EXPIRY_S)
 
 
-def probe_video(stored: storage.StoredObject, outputs: jobstore.Outputs, settings: Settings) -> dict[str, Any]:
+def probe_video(stored: storage.StoredObject, outputs: jobstore.OutputKeys, settings: Settings) -> dict[str, Any]:
     try:
         info = probe(_url(stored), settings, size_bytes=stored.size)
     except ServiceError as exc:
@@ -93,7 +93,7 @@ def probe_video(stored: storage.StoredObject, outputs: jobstore.Outputs, setting
     return {"bucket": outputs.bucket, "key": plan_key, **probed}
 
 
-def segment_chunk(stored: storage.StoredObject, outputs: jobstore.Outputs, chunk: Chunk) -> dict[str, int]:
+def segment_chunk(stored: storage.StoredObject, outputs: jobstore.OutputKeys, chunk: Chunk) -> dict[str, int]:
     options = RequestOptions.from_metadata(stored.metadata).segment_options()
     try:
         with tempfile.TemporaryDirectory(prefix="chunk-") as folder:
@@ -125,7 +125,7 @@ def _source(stored: storage.StoredObject) -> dict[str, str]:
     return {jobstore.SOURCE_ETAG: stored.etag}
 
 
-def _chunk_lines(outputs: jobstore.Outputs, chunk: Chunk, etag: str) -> Any:
+def _chunk_lines(outputs: jobstore.OutputKeys, chunk: Chunk, etag: str) -> Any:
     body = storage.s3_client().get_object(Bucket=outputs.bucket, Key=jobstore.chunk_key(outputs, chunk.index))
     if body.get("Metadata", {}).get(jobstore.SOURCE_ETAG) != etag:
         raise VideoRefused(f"chunk {chunk.index}'s lines were made from another upload")
@@ -134,9 +134,10 @@ def _chunk_lines(outputs: jobstore.Outputs, chunk: Chunk, etag: str) -> Any:
             yield json.loads(raw)
 
 
-def assemble_video(stored: storage.StoredObject, outputs: jobstore.Outputs, plan: dict[str, Any]) -> dict[str, Any]:
+def assemble_video(stored: storage.StoredObject, outputs: jobstore.OutputKeys, plan: dict[str, Any]) -> dict[str, Any]:
     items = storage.read_json(outputs.bucket, jobstore.video_key(outputs, "plan.json"), MAX_PLAN_BYTES)
     chunks = [Chunk.from_json(item) for item in items]
+    _all_chunks_done(stored, outputs, chunks)
     with tempfile.TemporaryDirectory(prefix="assemble-") as folder:
         lines, overlay = Path(folder) / "lines.jsonl", Path(folder) / "overlay.webm"
         with lines.open("w", encoding="utf-8") as out:
@@ -155,21 +156,37 @@ def assemble_video(stored: storage.StoredObject, outputs: jobstore.Outputs, plan
     return {"frames": done.frames, "objects": done.objects, "tracks": done.tracks, "written": written}
 
 
-def fail(stored: storage.StoredObject, outputs: jobstore.Outputs, error: dict[str, Any]) -> dict[str, Any]:
+def _all_chunks_done(stored: storage.StoredObject, outputs: jobstore.Outputs, chunks: list[Chunk]) -> None:
+    """Every chunk's lines are there, made from this upload: else ``VideoRefused`` (nothing partial is assembled).
+    Step Functions fails the Map when a child fails (no tolerated failures), but this holds whatever ran the plan."""
+    for chunk in chunks:
+        stored_chunk = storage.head_if_present(outputs.bucket, jobstore.chunk_key(outputs, chunk.index))
+        if stored_chunk is None or stored_chunk.metadata.get(jobstore.SOURCE_ETAG) != stored.etag:
+            missing = f"chunk {chunk.index} has no lines: it did not finish"
+            raise VideoRefused(_chunk_failure(stored, outputs) or missing)
+
+
+def _chunk_failure(stored: storage.StoredObject, outputs: jobstore.Outputs) -> str | None:
+    """The last chunk failure's reason for this upload, if one was left."""
+    key = jobstore.video_key(outputs, "chunk-error.json")
+    found = storage.read_json(outputs.bucket, key, jobstore.MAX_RECORD_BYTES)
+    if found is None or found.get("etag") != stored.etag:
+        return None
+    chunk = found["chunk"]
+    stop = "the end" if chunk["stop"] is None else f"frame {chunk['stop']}"
+    error = found["error"]
+    return f"chunk {chunk['index']} (frames {chunk['start']} to {stop}) failed: {error['code']}: {error['message']}"
+
+
+def fail(stored: storage.StoredObject, outputs: jobstore.OutputKeys, error: dict[str, Any]) -> dict[str, Any]:
     """The upload's error record, unless the probe already wrote one (its reason is the better one)."""
     if jobstore.outcome_error(outputs, stored.etag) is not None:
         return {"error_record": outputs.key(jobstore.ERROR), "kept": True}
-    code, message = "video_failed", _reason(error)
-    chunk_error = storage.read_json(
-        outputs.bucket, jobstore.video_key(outputs, "chunk-error.json"), jobstore.MAX_RECORD_BYTES
-    )
-    if chunk_error is not None and chunk_error.get("etag") == stored.etag:
-        chunk = chunk_error["chunk"]
-        stop = "the end" if chunk["stop"] is None else f"frame {chunk['stop']}"
-        message = (
-            f"chunk {chunk['index']} (frames {chunk['start']} to {stop}) failed after its retries: "
-            f"{chunk_error['error']['code']}: {chunk_error['error']['message']}"
-        )
+    message = _reason(error)
+    chunk_failure = _chunk_failure(stored, outputs)
+    if chunk_failure is not None and chunk_failure not in message:
+        message = f"{chunk_failure} ({message})"
+    code = "video_failed"
     key = jobstore.write_error(outputs, jobstore.source_of(stored), code, message)
     return {"error_record": key, "kept": False}
 
