@@ -38,8 +38,13 @@ Ratios over the two image sizes are geometric means of the per-size ratios. The 
 tenants' load shows as noise): compare numbers within one run. The last line is exactly
 ``speedup=<a/b_http> like_for_like=<a'/b_http> seed_speedup=<c/b_http> overhead=<b_http/b0>
 rle_shrink=<nested/rle> cold_ratio=<ours/bare> init_ratio=<I/T> efficiency=<F/(b_http x M)>`` for the
-low-confidence run, where I/T is the Lambda init (``import handler.lambda_function``, the slower deployed
-function) over a bare ``import torch``, best of N fresh interpreters each (bench/init.py),
+low-confidence run, prefixed with ``isa=<avx2|avx512>`` (the instruction set torch's kernels ran on:
+``torch.backends.cpu.get_cpu_capability()``). AVX2 is the reference (what AWS documents for x86_64
+functions): on an AVX-512 host the whole bench first runs again in a child with ``ATEN_CPU_CAPABILITY=avx2``
+and ``ONEDNN_MAX_CPU_ISA=AVX2`` in its environment (its engine workers inherit it), and both lines end the
+output, the AVX2 one first (``--native-only``: skip that run). Where I/T is the Lambda init
+(``import handler.lambda_function``, the slower deployed function) over a bare ``import torch``, best of N
+fresh interpreters each (bench/init.py),
 where F is the model's FLOPs for the forward (b_http) runs at 1333x800 (counted with the convolutions on
 PyTorch's direct path, as stock runs them: our Winograd convolutions reach the same result in fewer
 multiplications, so the ratio can pass 1) and M the float32 matmul FLOP/s on the same threads in the same run
@@ -67,6 +72,7 @@ from bench.engine_workers import ask, compare_outputs, start_engines, stop_engin
 from bench.stages import MATMUL_SIZE, STAGES  # noqa: E402
 
 SIZES = ((640, 480), (1333, 800))
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 LARGE = "1333x800"
 RLE_SHAPE = (581, 774, 12)  # the ancestor's README example: mask_shape [581, 774, 12]
 
@@ -349,6 +355,31 @@ def lambda_init(model: Path, repeats: int) -> dict[str, float]:
     return {"init_ratio": init_bench.init_ratio(times)}
 
 
+def running_isa() -> str:
+    """The instruction set torch's kernels use in this process (``ATEN_CPU_CAPABILITY`` caps it)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().lower().replace("default", "baseline")
+
+
+def host_has_avx512() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and " avx512f" in cpuinfo.read_text(encoding="ascii", errors="replace")
+
+
+def avx2_run() -> str | None:
+    """On an AVX-512 host: this bench again with torch held to AVX2, its output passed through; its last line."""
+    if not host_has_avx512():
+        return None
+    print("AVX-512 host: the AVX2 reference run first (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2)", flush=True)
+    command = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--native-only"]
+    child = subprocess.run(command, cwd=REPO, env=os.environ | AVX2_ENV, stdout=subprocess.PIPE, text=True)
+    print(child.stdout, flush=True)
+    if child.returncode:
+        raise SystemExit(f"the AVX2 run failed ({child.returncode})")
+    return child.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -362,7 +393,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--stage-repeats", type=int, default=3)
     parser.add_argument("--cold-repeats", type=int, default=3)
+    parser.add_argument("--native-only", action="store_true", help="no AVX2 run on an AVX-512 host")
     args = parser.parse_args()
+    reference = None if args.native_only else avx2_run()
     model = args.model if args.model.is_absolute() else REPO / args.model
     dense = args.dense_model if args.dense_model.is_absolute() else REPO / args.dense_model
     if not model.exists():
@@ -375,7 +408,8 @@ def main() -> None:
     import torch
 
     print(
-        f"engine bench: {model.name} (dense: {dense.name}), {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"engine bench: {model.name} (dense: {dense.name}), isa={running_isa()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), load average {os.getloadavg()[0]:.1f} at start"
     )
     gate = dense_gate(dense, args.image, args.default_confidence, args.stage_repeats)
@@ -410,7 +444,9 @@ def main() -> None:
     line = {name: r[name] for name in ("speedup", "like_for_like", "seed_speedup", "overhead")}
     line |= {"rle_shrink": nested_bytes / rle_bytes, **cold_summary(cold), **init}
     line |= {"efficiency": r["efficiency"]}
-    print(" ".join(f"{name}={value:.2f}" for name, value in line.items()))
+    if reference:
+        print(reference)
+    print(f"isa={running_isa()} " + " ".join(f"{name}={value:.2f}" for name, value in line.items()))
 
 
 if __name__ == "__main__":
