@@ -141,7 +141,7 @@ def coco_annotations(
     height, width = result["image"]["height"], result["image"]["width"]
     id_of = categories.id_of
     shapes = result["masks"] if "masks" in result else result["polygons"]
-    scale = 1.0 if "schema_version" in result else 0.01
+    percent = "schema_version" not in result  # written before it: the ancestor's 0-100 integers
     tracks = result["track_ids"] if "track_ids" in result else [None] * len(result["class_names"])
     rows = zip(result["class_names"], result["scores"], shapes, tracks, strict=True)
     next_id = first_id
@@ -160,7 +160,7 @@ def coco_annotations(
             "category_id": id_of[name],
             "segmentation": segmentation,
             "bbox": [float(v) for v in coco_mask.toBbox(rle)],
-            "score": float(score) * scale,
+            "score": score / 100 if percent else float(score),
         }
         if track is not None:
             annotation["track_id"] = int(track)

@@ -246,3 +246,18 @@ def test_memory_does_not_grow_with_the_number_of_results(tmp_path) -> None:
     written = json.loads((tmp_path / "400.json").read_text())
     assert len(written["images"]) == 400 and len(written["annotations"]) > 1000
     assert large < 1.5 * small, (small, large)
+
+
+def test_results_written_before_the_schema_version_keep_their_scores_as_fractions(tmp_path) -> None:
+    """A result stored before ``schema_version`` (the ancestor's 0-100 integer scores) still exports 0..1."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    result = synthetic_result(5)
+    assert result["scores"], "the synthetic result has objects"
+    del result["schema_version"]
+    result["scores"] = [int(score * 100) for score in result["scores"]]
+    result["boxes"] = [[int(v) for v in box] for box in result["boxes"]]
+    (folder / "old.jpg.json").write_text(json.dumps(result))
+    out = tmp_path / "predictions.json"
+    assert main(["export-coco", str(folder), "--out", str(out), "--predictions"]) == 0
+    assert [item["score"] for item in json.loads(out.read_text())] == [score / 100 for score in result["scores"]]
