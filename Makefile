@@ -9,7 +9,7 @@ TEST_MODEL := .cache/models/test_model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run model test-model lint test pytest browser bench soak image image-smoke deploy clean
+.PHONY: install run model test-model moto-sfn lint test pytest browser bench soak image image-smoke deploy clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,7 +64,12 @@ browser:
 # Expanded when pytest runs, after `browser`: no chromium (and not CI) leaves the browser tests out.
 NO_BROWSER = $(if $(CI),,$(if $(shell command -v chromium),,-m "not browser"))
 
-pytest: install test-model
+# Moto with its Step Functions executor, in its own venv (.cache/moto-sfn-venv: antlr4 4.13, which ours cannot
+# hold), for the distributed video test (infra/moto_sfn.py); made once, remade when its pins change.
+moto-sfn: install
+	$(PY) -m infra.moto_sfn
+
+pytest: install test-model moto-sfn
 	SEG_MODEL_PATH=$(TEST_MODEL) $(PY) -m pytest $(NO_BROWSER) $(PYTEST_ARGS)
 
 test: install test-model lint browser pytest
