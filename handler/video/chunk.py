@@ -33,9 +33,8 @@ def run_chunk(
     written = 0
     for frame in read_frames(source, chunk.read_from, chunk.stop):
         result = segment_frame(frame.rgb, segmenter, options)
-        line = frame_line(frame.index, frame.time_ms, result, [0] * len(result))
-        line["track_ids"] = tracker.update(line["masks"])
-        out.write(json.dumps(line) + "\n")
+        track_ids = tracker.update(result.masks or [], result.class_ids.tolist())  # as the local command's
+        out.write(json.dumps(frame_line(frame.index, frame.time_ms, result, track_ids)) + "\n")
         written += 1
         if on_frame is not None:
             on_frame(frame.index)

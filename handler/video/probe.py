@@ -11,6 +11,7 @@ import cv2
 
 from handler.core.errors import CorruptVideo, EmptyVideo, UnsupportedVideo, VideoTooLarge
 from handler.core.settings import Settings, get_settings
+from handler.video.sniff import declared_codec
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
 
@@ -44,6 +45,12 @@ def open_capture(source: str | Path) -> cv2.VideoCapture:
     capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
+        codec = None if _is_url(source) else declared_codec(source)
+        if codec:
+            raise UnsupportedVideo(
+                f"{_name(source)}: its video codec {codec!r} is not one OpenCV's FFmpeg decodes "
+                "(H.264, HEVC, VP8, VP9, MPEG-4 and MJPEG among others)"
+            )
         raise CorruptVideo(
             f"{_name(source)}: not a video OpenCV's FFmpeg can open (damaged, truncated before its index, "
             "or not a video)"
