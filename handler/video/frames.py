@@ -74,14 +74,18 @@ def read_frames(source: str | Path, start: int = 0, stop: int | None = None, eve
                 ok, bgr = capture.retrieve()
                 if not ok or bgr is None:
                     return
-                if size is None:
-                    size = bgr.shape
-                elif bgr.shape != size:
-                    raise FrameSizeChanged(
-                        f"frame {index} is {bgr.shape[1]}x{bgr.shape[0]}, the first was {size[1]}x{size[0]}: "
-                        "videos whose frames change size are refused"
-                    )
+                size = _checked_size(size, bgr.shape, index)
                 yield Frame(index, time_ms, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
     finally:
         capture.release()
+
+
+def _checked_size(size: tuple[int, ...] | None, shape: tuple[int, ...], index: int) -> tuple[int, ...]:
+    """The clip's frame shape (the first frame's); ``FrameSizeChanged`` for frame ``index`` of another shape."""
+    if size is not None and shape != size:
+        raise FrameSizeChanged(
+            f"frame {index} is {shape[1]}x{shape[0]}, the first was {size[1]}x{size[0]}: videos whose frames change "
+            "size are refused (one overlay video has one frame size)"
+        )
+    return size or tuple(shape)
