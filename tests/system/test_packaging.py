@@ -219,6 +219,7 @@ def test_cmd_names_an_importable_function(test_model_path):
 
 
 def test_template_environment_is_valid_settings(monkeypatch):
+    from handler.core.cpus import available_cpus
     from handler.core.settings import Settings
 
     for name, value in image_spec.function_spec().environment.items():
@@ -226,7 +227,7 @@ def test_template_environment_is_valid_settings(monkeypatch):
     settings = Settings()
     assert settings.confidence == 0.5
     assert settings.input_prefix == "uploads/" and settings.output_prefix == "results/"
-    assert settings.torch_threads == 2
+    assert settings.torch_threads == available_cpus()  # TorchThreads auto: the CPUs the process may use
     assert settings.allow_s3_uri is False  # ApiAuth NONE by default: nobody's s3_uri is read
     assert settings.allowed_buckets == ["local-123456789012-uploads/uploads/"]
 
