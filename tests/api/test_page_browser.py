@@ -181,7 +181,8 @@ def assert_page_shows(page: Page, result: dict[str, Any], also: str = "") -> Non
     expect(rows).to_have_count(len(result["class_names"]))
     for index, (name, score) in enumerate(zip(result["class_names"], result["scores"], strict=True)):
         expect(rows.nth(index).locator("td").nth(1)).to_have_text(name)
-        expect(rows.nth(index).locator("td").nth(2)).to_have_text(f"{score}%")
+        shown = rows.nth(index).locator("td").nth(2).inner_text()  # the 0-1 float as a percentage, one decimal
+        assert shown.endswith("%") and float(shown[:-1]) == pytest.approx(score * 100, abs=0.051), (shown, score)
     counts = page.locator("#counts li").all_inner_texts()
     assert counts == [f"{name}: {count}" for name, count in result["object_counts"].items()]
 

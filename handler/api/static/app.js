@@ -159,6 +159,11 @@ function pngBlob(base64) {
   return new Blob([bytes], { type: "image/png" });
 }
 
+// A score (the model's 0-1 float) as a percentage with one decimal: 0.98765 -> "98.8%".
+function percent(score) {
+  return `${(score * 100).toFixed(1)}%`;
+}
+
 // The overlay: a PNG blob (one request), or the job's short-lived S3 URL; pictures: the cut-outs, or null.
 function showResult({ result, overlay, pictures, zip }) {
   showGallery(pictures, zip ?? null);
@@ -186,8 +191,8 @@ function showResult({ result, overlay, pictures, zip }) {
     const tr = document.createElement("tr");
     cell(tr, String(i + 1));
     cell(tr, name);
-    cell(tr, `${result.scores[i]}%`);
-    cell(tr, result.boxes[i].join(", "));
+    cell(tr, percent(result.scores[i]));
+    cell(tr, result.boxes[i].map((v) => v.toFixed(1)).join(", "));
     return tr;
   });
   $("objects").tBodies[0].replaceChildren(...rows);
