@@ -7,7 +7,7 @@ import hashlib
 import importlib.util
 import io
 import json
-import time
+import re
 import zipfile
 from typing import Any
 
@@ -17,6 +17,8 @@ from PIL import Image
 from pydantic import BaseModel
 
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
+from handler.core.deadline import TimeBudget, reference_ms
+from handler.core.settings import DetectionSpeed
 from handler.engine.results import SEED_KEYS
 
 HTTP_EVENTS = sorted(path for path in EVENTS.glob("*.json") if path.name.startswith(("apigw-", "function-url", "alb-")))
@@ -169,17 +171,31 @@ def test_too_little_time_left_is_a_503_before_the_model_runs(lambda_handler) -> 
     assert json.loads(response["body"])["error"]["code"] == "out_of_time"
 
 
+class ReferencePaceBudget(TimeBudget):
+    """Takes every image as run at the reference machine's pace, whatever this host's load: the estimate then
+    depends on the image alone, as the test means (the scaling by a slow host: tests/core/test_deadline.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timed: list[float] = []
+
+    def record(self, elapsed_ms: float, speed: DetectionSpeed, megapixels: float, objects: int) -> None:
+        self.timed.append(elapsed_ms)
+        super().record(reference_ms(speed, megapixels, objects), speed, megapixels, objects)
+
+
 def test_a_48_mp_upload_after_small_ones_is_refused_not_killed(lambda_handler, monkeypatch) -> None:
     """The deadline knows the image: small requests pass with the same time left that a 48 MP one lacks
     (whose worst case is far beyond what small ones took), so it gets a 503 instead of Lambda's kill."""
     from events.make_http_events import http_api_v2, multipart
-    from handler.core.deadline import TimeBudget
     from handler.engine import pipeline
 
-    monkeypatch.setattr(pipeline, "time_budget", TimeBudget())
+    budget = ReferencePaceBudget()
+    monkeypatch.setattr(pipeline, "time_budget", budget)
     for _ in range(3):
         response = lambda_handler(load("apigw-http-multipart.json"), FakeLambdaContext(remaining_ms=20_000))
         assert response["statusCode"] == 200
+    assert len(budget.timed) == 3, "each small image was timed"
     photo = io.BytesIO()
     Image.new("RGB", (8064, 6048), (90, 120, 150)).save(photo, "JPEG", quality=50)
     event = http_api_v2("POST", "/segment", None, *multipart("image", "phone.jpg", "image/jpeg", photo.getvalue()))
@@ -189,14 +205,17 @@ def test_a_48_mp_upload_after_small_ones_is_refused_not_killed(lambda_handler, m
     assert error["code"] == "out_of_time" and "48.8 MP" in error["message"]
 
 
-class ClockContext(FakeLambdaContext):
-    """A context whose remaining time runs down with the clock, as Lambda's does."""
+class SteppingContext(FakeLambdaContext):
+    """A context on a clock of its own: each look at the remaining time finds ``step_ms`` less than the one
+    before, as if an object's mask had taken that long. The host's speed changes nothing."""
 
-    def __init__(self, budget_ms: int) -> None:
-        self.deadline = time.monotonic() + budget_ms / 1000
+    def __init__(self, budget_ms: int, step_ms: int) -> None:
+        self.budget_ms, self.step_ms = budget_ms, step_ms
+        self.answers: list[int] = []
 
     def get_remaining_time_in_millis(self) -> int:
-        return int((self.deadline - time.monotonic()) * 1000)
+        self.answers.append(self.budget_ms - self.step_ms * len(self.answers))
+        return self.answers[-1]
 
 
 def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(lambda_handler, worst_segmenter, monkeypatch):
@@ -206,8 +225,8 @@ def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(lambda_han
     from events.make_http_events import http_api_v2, multipart
     from handler.api import app
     from handler.core.deadline import TimeBudget
-    from handler.engine import get_segmenter, pipeline
     from handler.core.settings import get_settings
+    from handler.engine import get_segmenter, pipeline
 
     budget = TimeBudget()
     monkeypatch.setattr(pipeline, "time_budget", budget)
@@ -218,15 +237,16 @@ def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(lambda_han
     Image.new("RGB", (6000, 4000), (90, 120, 150)).save(photo, "JPEG", quality=50)
     upload = multipart("image", "a.jpg", "image/jpeg", photo.getvalue())
     event = http_api_v2("POST", "/segment", {"confidence": "0.001", "overlay": "true"}, *upload)
-    allowed_ms = int(budget.estimate_ms("normal", 24.0) + budget.margin_ms + 500)  # passes the up-front check
-    started = time.monotonic()
-    response = lambda_handler(event, ClockContext(allowed_ms))
-    elapsed_ms = (time.monotonic() - started) * 1000
+    step_ms = 1500  # each object's look at the clock: a dozen objects fit, never all 80
+    allowed_ms = int(budget.estimate_ms("normal", 24.0) + budget.margin_ms + 2 * step_ms)  # passes the up-front check
+    context = SteppingContext(allowed_ms, step_ms)
+    response = lambda_handler(event, context)
     assert response["statusCode"] == 503, response["body"][:300]
     error = json.loads(response["body"])["error"]
     assert error["code"] == "out_of_time" and "to finish the masks" in error["message"], error
-    assert " of 80 objects" in error["message"]
-    assert elapsed_ms < allowed_ms
+    done = int(re.search(r"after (\d+) of 80 objects", error["message"]).group(1))
+    assert 0 < done < 80
+    assert min(context.answers) > 0, "the answer came before the deadline"
 
 
 def test_an_event_nobody_claims_is_a_clear_error(lambda_handler) -> None:
