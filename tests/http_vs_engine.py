@@ -5,7 +5,7 @@
 Imports ``handler.lambda_function`` as Lambda's init does, answers one warm-up request each way, then
 ``--rounds`` interleaved rounds (engine in the main thread, then the same bytes as an HTTP request, which
 FastAPI runs on a worker thread). Prints one JSON line: per path, the process's CPU seconds (user + system,
-all threads), wall seconds and minor page faults of each timed request. Run by tests/test_allocator.py in a
+all threads), wall seconds and minor page faults of each timed request. Run by tests/core/test_allocator.py in a
 fresh interpreter, so no other test's threads or arenas come first.
 """
 
