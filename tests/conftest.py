@@ -28,6 +28,19 @@ def test_model_path() -> Path:
     return TEST_MODEL
 
 
+@pytest.fixture
+def app_overrides() -> Iterator[dict[Callable[..., Any], Callable[..., Any]]]:
+    """The one place tests replace what the HTTP app depends on (``handler.api.deps``: ``get_settings``,
+    ``get_segmenter``, ``get_admission``): routes, middleware and the schema all see ``app.dependency_overrides``.
+    Cleared, and the cached schema dropped, after the test."""
+    from handler.api import app
+
+    app.openapi_schema = None
+    yield app.dependency_overrides
+    app.dependency_overrides.clear()
+    app.openapi_schema = None
+
+
 DENSE_MODEL = REPO / ".cache" / "models" / "test_model_dense.pkl"
 
 
@@ -58,16 +71,16 @@ def custom_model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def custom_segmenter(custom_model_path):
-    from handler.model import Segmenter
     from handler.core.settings import Settings
+    from handler.model import Segmenter
 
     return Segmenter(Settings(model_path=custom_model_path, class_names=",".join(CUSTOM_CLASSES)))
 
 
 @pytest.fixture(scope="session")
 def dense_segmenter(dense_model_path):
-    from handler.model import Segmenter
     from handler.core.settings import Settings
+    from handler.model import Segmenter
 
     return Segmenter(Settings(model_path=dense_model_path, detection_speed="rapid"))
 
@@ -79,8 +92,8 @@ WORST_MODEL = REPO / ".cache" / "models" / "test_model_worst.pkl"
 def worst_segmenter():
     """``make-test-model --worst``: every class's box covers the whole image (80 objects), the memory worst case."""
     from handler.cli import main
-    from handler.model import Segmenter
     from handler.core.settings import Settings
+    from handler.model import Segmenter
 
     if not WORST_MODEL.exists():
         assert main(["make-test-model", str(WORST_MODEL), "--worst"]) == 0

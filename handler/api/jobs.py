@@ -19,19 +19,20 @@ import mimetypes
 import re
 import secrets
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from handler import jobstore
+from handler.api.deps import SegmenterDep, SettingsDep
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
 from handler.core import storage
-from handler.core.errors import JobNotFound
+from handler.core.errors import JobNotFound, JobStalled, JobsUnavailable, UploadExpired
 from handler.core.logs import logger
-from handler.core.settings import Settings, get_settings
-from handler.engine import OBJECTS_SUFFIX, RequestOptions, Segmenter, get_segmenter
+from handler.core.settings import Settings
+from handler.engine import OBJECTS_SUFFIX, RequestOptions
 
 CUTOUT_NAME = re.compile(r"[0-9]{2,}-[A-Za-z0-9_-]+\.png")
 MAX_NAME_CHARS = 100
@@ -60,7 +61,7 @@ def content_type(request: JobRequest, name: str) -> str:
 
 def jobs_unavailable() -> JSONResponse:
     return error_response(
-        503, "jobs_unavailable", "jobs are not configured on this server: set SEG_JOBS_BUCKET to the upload bucket"
+        JobsUnavailable("jobs are not configured on this server: set SEG_JOBS_BUCKET to the upload bucket")
     )
 
 
@@ -71,9 +72,9 @@ def jobs_unavailable() -> JSONResponse:
     responses={**ERROR_RESPONSES, 503: {"model": ErrorResponse, "description": "SEG_JOBS_BUCKET is not set"}},
 )
 def create_job(
-    request: JobRequest = Body(default_factory=JobRequest),
-    settings: Settings = Depends(get_settings),
-    segmenter: Segmenter = Depends(get_segmenter),
+    settings: SettingsDep,
+    segmenter: SegmenterDep,
+    request: Annotated[JobRequest, Body(default_factory=JobRequest)],
 ) -> Any:
     """A job for one image too large for `/segment`: POST the file to `upload.url` with `upload.fields`
     (straight to S3), then poll `status_url`."""
@@ -118,7 +119,7 @@ def create_job(
         503: {"model": ErrorResponse, "description": "SEG_JOBS_BUCKET is not set"},
     },
 )
-def job_status(job_id: str, settings: Settings = Depends(get_settings)) -> Any:
+def job_status(job_id: str, settings: SettingsDep) -> Any:
     """`waiting_for_upload`, `processing`, `done` (with `result_url`, `result` when small and, if asked for,
     `overlay_url` and `cutouts`) or `failed` (with `error`)."""
     if not settings.jobs_bucket:
@@ -134,7 +135,7 @@ def job_status(job_id: str, settings: Settings = Depends(get_settings)) -> Any:
         if time.time() < record["expires_at"]:
             return {"job_id": job_id, "status": "waiting_for_upload"}
         message = "nothing was uploaded before the upload form expired; create a new job"
-        return {"job_id": job_id, "status": "failed", "error": {"code": "upload_expired", "message": message}}
+        return {"job_id": job_id, "status": "failed", "error": {"code": UploadExpired.code, "message": message}}
     return _outcome(job_id, record, upload, settings)
 
 
@@ -161,7 +162,7 @@ def _outcome(job_id: str, record: dict[str, Any], upload: storage.StoredObject, 
                 f"the upload has had no result for over {window} minutes, longer than the worker's every retry "
                 "takes: its failure was lost; upload the image again with a new job"
             )
-            return {"job_id": job_id, "status": "failed", "error": {"code": "stalled", "message": message}}
+            return {"job_id": job_id, "status": "failed", "error": {"code": JobStalled.code, "message": message}}
         return {"job_id": job_id, "status": "processing"}
     if found.status == "failed":
         return {"job_id": job_id, "status": "failed", "error": found.error}

@@ -15,11 +15,13 @@ from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Scope
 
-from handler.core import metrics
-from handler.api.page import PAGE_CSP, SECURITY_HEADERS
+from handler.api.deps import resolve
+from handler.api.errors import error_response
+from handler.api.page import security_headers
 from handler.api.routes import app
 from handler.core.errors import CodedError, MalformedEvent, ResponseTooLarge
 from handler.core.logs import logger
+from handler.core.settings import get_settings
 
 
 class CheckedRequest:
@@ -63,7 +65,7 @@ class CheckedALB(CheckedRequest, ALB):
         size = len(json.dumps(answer))
         if size <= ALB_RESPONSE_BYTES:
             return answer
-        return error_response(
+        return event_error(
             ResponseTooLarge(
                 f"the answer would be {size} bytes, over the {ALB_RESPONSE_BYTES}-byte limit of an Application "
                 "Load Balancer's Lambda target. Ask for less (masks=none, format=png, a smaller overlay_max_side), "
@@ -89,17 +91,19 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return http_handler(event, context)
     except MalformedEvent as exc:
         logger.warning("malformed http event", extra={"reason": exc.message})
-        metrics.record_error("http", exc.code)
-        return error_response(exc, event)
+        return event_error(exc, event)
 
 
-def error_response(exc: CodedError, event: dict[str, Any]) -> dict[str, Any]:
-    """The JSON error body every route answers with, in the shape every front takes: an ALB target group
-    with multi-value headers reads only ``multiValueHeaders``; the others read ``headers``."""
-    body = {"error": {"code": exc.code, "message": exc.message}}
-    headers = {name.lower(): value for name, value in SECURITY_HEADERS.items()}
-    headers.update({"content-type": "application/json", "content-security-policy": PAGE_CSP})
-    answer: dict[str, Any] = {"statusCode": exc.status, "body": json.dumps(body), "isBase64Encoded": False}
+def event_error(exc: CodedError, event: dict[str, Any]) -> dict[str, Any]:
+    """``errors.error_response`` (the one error answer, counted there) with the security headers, in the
+    shape every front takes: an ALB target group with multi-value headers reads only ``multiValueHeaders``;
+    the others read ``headers``."""
+    response = error_response(exc)
+    path = event.get("rawPath") or event.get("path") or ""
+    headers = {name.lower(): value for name, value in security_headers(path, resolve(app, get_settings)).items()}
+    headers.update({name: value for name, value in response.headers.items() if name != "content-length"})
+    body = response.body.decode()
+    answer: dict[str, Any] = {"statusCode": response.status_code, "body": body, "isBase64Encoded": False}
     if "elb" in event.get("requestContext", {}) and "multiValueHeaders" in event:
         answer["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
     else:

@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from handler.engine import get_segmenter
+from handler.api.deps import resolve
 from handler.core.errors import ModelFileError
+from handler.engine import get_segmenter
 
 
 def _describe_classes(node: Any, text: str) -> None:
@@ -40,7 +41,7 @@ def model_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         try:
-            segmenter = get_segmenter()
+            segmenter = resolve(app, get_segmenter)
         except ModelFileError:
             return schema  # not cached: the next request tries again once the model can load
         names = ", ".join(segmenter.class_names)

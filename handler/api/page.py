@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handler.api.deps import resolve
 from handler.core import storage
 from handler.core.settings import Settings, get_settings
 
@@ -44,6 +45,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
+
+def security_headers(path: str, settings: Settings) -> dict[str, str]:
+    """The headers every answer to ``path`` carries (the one place they are made): the middleware's, and an
+    error ``lambda_http`` answers without the app."""
+    # "/" is the one HTML page that connects anywhere (with jobs, to the bucket's origin)
+    csp = page_csp(jobs_origin(settings)) if path == "/" else DOCS_CSP.get(path, PAGE_CSP)
+    return {**SECURITY_HEADERS, "Content-Security-Policy": csp}
+
+
 router = APIRouter()
 
 
@@ -53,7 +63,8 @@ def page() -> FileResponse:
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware (no buffering, works the same under uvicorn and Mangum)."""
+    """Pure ASGI middleware (no buffering, works the same under uvicorn and Mangum); the settings come through
+    the app's dependency overrides (``deps.resolve``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -62,11 +73,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = dict(SECURITY_HEADERS)
-        if scope["path"] == "/":  # the one HTML page that connects anywhere
-            extra["Content-Security-Policy"] = page_csp(jobs_origin(get_settings()))
-        else:
-            extra["Content-Security-Policy"] = DOCS_CSP.get(scope["path"], PAGE_CSP)
+        extra = security_headers(scope["path"], resolve(scope.get("app"), get_settings))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import handler.api.errors as api_errors
 from handler import __version__
-from handler.api.admission import Admission, get_admission
+from handler.api.deps import AdmissionDep, LoadedSegmenterDep, SegmenterDep, SettingsDep, resolve
 from handler.api.docs_pages import ASSETS_PATH as DOCS_ASSETS_PATH
 from handler.api.docs_pages import assets as docs_assets
 from handler.api.docs_pages import router as docs_router
@@ -40,7 +40,7 @@ from handler.api.page import STATIC_DIR, SecurityHeaders, router
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
 from handler.core import metrics
 from handler.core.deadline import LambdaContext
-from handler.core.errors import InvalidRequest, ModelFileError
+from handler.core.errors import InvalidRequest, ModelUnavailable
 from handler.core.logs import logger
 from handler.core.settings import Settings, get_settings
 from handler.engine import (
@@ -76,7 +76,7 @@ SEGMENT_BODY = {
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Under uvicorn, load the model before the first request (Lambda loads it at import instead)."""
-    await run_in_threadpool(get_segmenter)
+    await run_in_threadpool(resolve, app, get_segmenter)
     yield
 
 
@@ -88,7 +88,7 @@ class LocalMetrics:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or "aws.event" in scope or not get_settings().metrics:
+        if scope["type"] != "http" or "aws.event" in scope or not resolve(scope.get("app"), get_settings).metrics:
             await self.app(scope, receive, send)
             return
         with metrics.scope():
@@ -185,9 +185,9 @@ def _seed_json(segmented: SegmentedImage) -> Response:
 async def segment(
     request: Request,
     options: Annotated[SegmentQuery, Query()],
-    settings: Settings = Depends(get_settings),
-    segmenter: Segmenter = Depends(get_segmenter),
-    admission: Admission = Depends(get_admission),
+    settings: SettingsDep,
+    segmenter: SegmenterDep,
+    admission: AdmissionDep,
 ) -> Any:
     """Segment an image sent as multipart `image`, a raw `image/*` body, or JSON `image_base64` / `s3_uri`."""
     segmenter.validate_classes(options.class_list)  # a bad query is refused before the upload is read
@@ -223,9 +223,9 @@ async def segment(
 )
 async def segmentapi(
     request: Request,
-    settings: Settings = Depends(get_settings),
-    segmenter: Segmenter = Depends(get_segmenter),
-    admission: Admission = Depends(get_admission),
+    settings: SettingsDep,
+    segmenter: SegmenterDep,
+    admission: AdmissionDep,
 ) -> Any:
     """The ancestor PixelLibAPI's route: multipart `image` in, its six keys out (scores as ints 0-100)."""
     with admission.admit():
@@ -245,14 +245,11 @@ async def segmentapi(
     response_model=HealthResponse,
     responses={503: {"model": ErrorResponse, "description": "the model cannot be loaded"}},
 )
-def healthz(settings: Settings = Depends(get_settings)) -> Any:
+def healthz(settings: SettingsDep, segmenter: LoadedSegmenterDep) -> Any:
     """Model loaded (name, backbone, classes, the weights file's sha256, load time), version, and the defaults
     the page uses."""
-    try:
-        segmenter = get_segmenter()
-    except ModelFileError as exc:
-        logger.error("model unavailable", extra={"reason": str(exc)})
-        return api_errors.error_response(503, "model_unavailable", "the model cannot be loaded; see the logs")
+    if segmenter is None:
+        return api_errors.error_response(ModelUnavailable("the model cannot be loaded; see the logs"))
     return {
         "status": "ok",
         "version": __version__,

@@ -15,8 +15,8 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from handler.core import storage
 from handler.api.models import SegmentJSONRequest
+from handler.core import storage
 from handler.core.errors import (
     Forbidden,
     InvalidRequest,

@@ -138,6 +138,57 @@ class FrameSizeChanged(ServiceError):
     status = 422
 
 
+class InternalError(CodedError):
+    """A bug or an outage, never the client's input (logged with its traceback, answered without it)."""
+
+    code = "internal_error"
+    status = 500
+
+
+class JobsUnavailable(CodedError):
+    """``POST /jobs`` on a server without a jobs bucket (``SEG_JOBS_BUCKET``)."""
+
+    code = "jobs_unavailable"
+    status = 503
+
+
+class UploadExpired(ServiceError):
+    """A job whose image was never uploaded before its presigned POST expired."""
+
+    code = "upload_expired"
+    status = 410
+
+
+class JobStalled(CodedError):
+    """A job whose upload arrived but that no result or error record followed in time."""
+
+    code = "stalled"
+    status = 500
+
+
+class InvocationFailed(CodedError):
+    """The worker failed for good on an upload (the failure queue's record): each cause its own code."""
+
+    code = "retries_exhausted"
+    status = 500
+
+
+class WorkerBusy(InvocationFailed):
+    code = "worker_busy"
+
+
+class WorkerOutOfMemory(InvocationFailed):
+    code = "out_of_memory"
+
+
+class WorkerTimedOut(InvocationFailed):
+    code = "timed_out"
+
+
+class WorkerCrashed(InvocationFailed):
+    code = "worker_crashed"
+
+
 class RetryableError(CodedError):
     """The input is fine but the service cannot take it now: answered 503 over HTTP, retried for S3."""
 
@@ -149,6 +200,18 @@ class ServiceBusy(RetryableError):
     """Too many requests in flight on this process; the client may retry shortly."""
 
     code = "busy"
+
+
+class StorageUnavailable(RetryableError):
+    """S3 throttling, a 5xx or no connection, after botocore's own retries."""
+
+    code = "storage_unavailable"
+
+
+class ModelUnavailable(RetryableError):
+    """The weights cannot be loaded (missing, or not matching their pin): a deployment problem."""
+
+    code = "model_unavailable"
 
 
 class OutOfTime(RetryableError):

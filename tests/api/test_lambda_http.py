@@ -137,6 +137,7 @@ def test_alb_query_values_are_decoded_once(lambda_handler) -> None:
 
 def test_alb_answer_over_its_1_mb_is_a_413_not_a_bare_502(lambda_handler, monkeypatch) -> None:
     from handler.api import lambda_http
+    from handler.core import metrics
 
     names = ("alb-multipart.json", "alb-multi-value-png.json")
     sizes = [len(json.dumps(lambda_handler(load(name), FakeLambdaContext()))) for name in names]
@@ -144,6 +145,8 @@ def test_alb_answer_over_its_1_mb_is_a_413_not_a_bare_502(lambda_handler, monkey
     limit = len(json.dumps(lambda_handler(load("alb-healthz.json"), FakeLambdaContext()))) + 64
     assert limit < min(sizes)
     monkeypatch.setattr(lambda_http, "ALB_RESPONSE_BYTES", limit)  # the same check, with a lower limit
+    counted: list[tuple[str, str]] = []
+    monkeypatch.setattr(metrics, "record_error", lambda entry_point, code: counted.append((entry_point, code)))
     assert lambda_handler(load("alb-healthz.json"), FakeLambdaContext())["statusCode"] == 200
     for name in names:
         event = load(name)
@@ -151,8 +154,14 @@ def test_alb_answer_over_its_1_mb_is_a_413_not_a_bare_502(lambda_handler, monkey
         assert response["statusCode"] == 413
         error = json.loads(response["body"])["error"]
         assert error["code"] == "response_too_large" and f"over the {limit}-byte limit" in error["message"]
-        assert answer_headers(response)["content-type"] == "application/json"
+        headers = answer_headers(response)
+        assert headers["content-type"] == "application/json"
+        assert (
+            headers["x-content-type-options"] == "nosniff"
+            and "default-src 'self'" in headers["content-security-policy"]
+        )
         assert ("multiValueHeaders" in response) == ("multiValueHeaders" in event)
+    assert counted == [("http", "response_too_large")] * len(names)  # counted like every other error answer
 
 
 def test_a_malformed_alb_event_is_a_400(lambda_handler) -> None:

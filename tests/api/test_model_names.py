@@ -9,23 +9,16 @@ import pytest
 from conftest import CUSTOM_CLASSES
 from fastapi.testclient import TestClient
 
-import handler.api.openapi as openapi_module
-import handler.api.routes as routes
 from handler.api import app
 from handler.api.models import HealthResponse
 from handler.engine import get_segmenter
 
 
 @pytest.fixture
-def custom_client(custom_segmenter, monkeypatch) -> Iterator[TestClient]:
-    monkeypatch.setattr(routes, "get_segmenter", lambda: custom_segmenter)
-    monkeypatch.setattr(openapi_module, "get_segmenter", lambda: custom_segmenter)
-    app.dependency_overrides[get_segmenter] = lambda: custom_segmenter
-    app.openapi_schema = None
+def custom_client(custom_segmenter, app_overrides) -> Iterator[TestClient]:
+    app_overrides[get_segmenter] = lambda: custom_segmenter  # /healthz, /segment and the schema alike
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
-    app.dependency_overrides.pop(get_segmenter, None)
-    app.openapi_schema = None
 
 
 def test_healthz_reports_backbone_classes_and_file_hash(custom_client, custom_segmenter):
