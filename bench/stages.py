@@ -68,22 +68,36 @@ def _stages(model: Any, image: torch.Tensor) -> list[Any]:
 
 @contextmanager
 def stock_maths(model: Any) -> Iterator[None]:
-    """The model's maths as stock runs it, meanwhile: our Winograd convolutions back on PyTorch's direct path
-    and PixelLib's own mask refinement (its point head on all classes' inputs and outputs), so that the FLOPs
-    counted are the model's, whatever shortcuts ours takes."""
-    wrapped = {m: m.forward for m in model.modules() if hasattr(getattr(m, "forward", None), "direct")}
-    refinements = {
-        m: m.__dict__.pop("_subdivision_inference") for m in model.modules() if "_subdivision_inference" in m.__dict__
+    """The model's maths as stock runs it, meanwhile: our Winograd convolutions swapped for PyTorch's direct
+    path and our mask head for PixelLib's own refinement, so that the FLOPs counted are the model's, whatever
+    shortcuts ours takes. (handler is imported here only: the stock engine's processes import this module too.)"""
+    from handler.model.mask_head import PredictedClassMaskHead
+    from handler.model.pixellib import PointRendMaskHead
+    from handler.model.swap import replace
+    from handler.model.winograd import WinogradConv2d
+
+    class StockRefinement(torch.nn.Module):
+        """Our mask head run as PixelLib runs it: ``PointRendMaskHead.forward`` (its point head on every
+        class) on the same layers."""
+
+        def __init__(self, head: PredictedClassMaskHead) -> None:
+            super().__init__()
+            self.head = head
+
+        def forward(self, features: Any, instances: Any) -> Any:
+            return PointRendMaskHead.forward(self.head, features, instances)
+
+    stock = {
+        name: module.direct() if isinstance(module, WinogradConv2d) else StockRefinement(module)
+        for name, module in model.named_modules()
+        if isinstance(module, WinogradConv2d | PredictedClassMaskHead)
     }
-    for module, forward in wrapped.items():
-        module.forward = forward.direct
+    ours = {name: replace(model, name, module) for name, module in stock.items()}
     try:
         yield
     finally:
-        for module, forward in wrapped.items():
-            module.forward = forward
-        for module, refine in refinements.items():
-            module._subdivision_inference = refine
+        for name, module in ours.items():
+            replace(model, name, module)
 
 
 def forward_flops(model: Any, image: torch.Tensor) -> float:

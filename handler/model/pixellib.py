@@ -7,7 +7,6 @@ Quirks of PixelLib 0.7.1 handled here: Pillow >= 10 removed ``Image.LINEAR`` (al
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +14,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from torch.overrides import TorchFunctionMode
 
-from handler.model.no_dynamo import import_torchvision
 from handler.core.settings import Backbone, DetectionSpeed
+from handler.model.no_dynamo import import_torchvision
 
 import_torchvision()  # before PixelLib's layers import torchvision.ops: without torch._dynamo (no_dynamo.py)
 if not hasattr(Image, "LINEAR"):
@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     from pixellib.torchbackend.instance.layers.batch_norm import FrozenBatchNorm2d
     from pixellib.torchbackend.instance.layers.mask_ops import _do_paste_mask
     from pixellib.torchbackend.instance.layers.roi_align import ROIAlign
+    from pixellib.torchbackend.instance.layers.shape_spec import ShapeSpec
     from pixellib.torchbackend.instance.layers.wrappers import Conv2d
     from pixellib.torchbackend.instance.modeling.backbone.fpn import FPN
     from pixellib.torchbackend.instance.modeling.backbone.resnet import BasicStem, BottleneckBlock
@@ -60,6 +61,7 @@ __all__ = [
     "Instances",
     "PointRendMaskHead",
     "ROIAlign",
+    "ShapeSpec",
     "StandardPointHead",
     "T",
     "_do_paste_mask",
@@ -109,37 +111,39 @@ def build_config(detection_speed: DetectionSpeed = "normal", backbone: Backbone 
     return cfg
 
 
-_INIT_FUNCTIONS = (
-    "uniform_",
-    "normal_",
-    "trunc_normal_",
-    "constant_",
-    "ones_",
-    "zeros_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-)
-_build_lock = threading.Lock()
+class _SkipWeightInit(TorchFunctionMode):
+    """Inside: ``torch.nn.init``'s fills (the ones PixelLib's layers and torch's own ``reset_parameters`` call)
+    return their tensor untouched. A torch function mode is local to the thread that enters it: other threads
+    still initialise their weights, and nothing of ``torch.nn.init`` is replaced."""
+
+    SKIPPED = frozenset(
+        {
+            torch.nn.init.uniform_,
+            torch.nn.init.normal_,
+            torch.nn.init.constant_,
+            torch.nn.init.kaiming_uniform_,
+            torch.nn.init.kaiming_normal_,
+            torch.Tensor.uniform_,
+            torch.Tensor.normal_,
+        }
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.SKIPPED:
+            return args[0] if args else (kwargs or {})["tensor"]
+        return func(*args, **(kwargs or {}))
 
 
 @contextmanager
-def _without_weight_init() -> Iterator[None]:
+def without_weight_init() -> Iterator[None]:
     """Build modules without filling their weights with random numbers (they are about to be replaced).
 
-    PointRend has ~60M parameters; drawing them at random costs about a second of cold start, and the
+    PointRend has ~60M parameters: drawing them at random is a noticeable part of a cold start, and the
     untouched ``torch.empty`` memory is never paged in because ``load_weights`` swaps in the file's arrays.
+    Only this thread's calls are affected, and only inside the block (left even on an error).
     """
-    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
-    with _build_lock:
-        for name in _INIT_FUNCTIONS:
-            setattr(torch.nn.init, name, lambda tensor, *_args, **_kwargs: tensor)
-        try:
-            yield
-        finally:
-            for name, function in saved.items():
-                setattr(torch.nn.init, name, function)
+    with _SkipWeightInit():
+        yield
 
 
 def build_pointrend(
@@ -152,6 +156,6 @@ def build_pointrend(
         if init_weights:
             model = build_model(cfg)
         else:
-            with _without_weight_init():
+            with without_weight_init():
                 model = build_model(cfg)
     return model.eval()

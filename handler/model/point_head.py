@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 
 from handler.model.pixellib import StandardPointHead
+from handler.model.swap import UnsuitableModel
 
 
 class CoarseTerms(NamedTuple):
@@ -47,30 +48,59 @@ def bilinear_weights(point_coords: torch.Tensor, height: int, width: int) -> tor
     return weights
 
 
-class PredictedClassPointHead:
+class PredictedClassPointHead(torch.nn.Module):
     """``StandardPointHead``'s logits for each object's predicted class, from fine-grained point features and
-    the object's coarse mask logits."""
+    the object's coarse mask logits (its weights split into fine and coarse parts, kept beside the stock head's
+    own as non-persistent buffers: the state dict stays stock's)."""
 
-    def __init__(self, head: StandardPointHead) -> None:
+    def __init__(self, head: StandardPointHead, name: str = "point_head") -> None:
+        super().__init__()
         if not (isinstance(head, StandardPointHead) and head.coarse_pred_each_layer and head.fc_layers):
             # PixelLib's PointRend config always builds this head; the algebra needs the coarse logits in
             # every layer's input.
-            raise ValueError("a StandardPointHead with the coarse prediction in each layer is required")
+            raise UnsuitableModel(
+                f"{name}: {type(head).__name__}: a StandardPointHead with the coarse prediction in each layer "
+                "is required"
+            )
         layers = [*head.fc_layers, head.predictor]
         coarse_channels = layers[1].in_channels - layers[0].out_channels
         with torch.no_grad():
-            weights = [layer.weight[:, :, 0] for layer in layers]
-            fine = [w[:, : w.shape[1] - coarse_channels] for w in weights]
-            coarse = [w[:, w.shape[1] - coarse_channels :] for w in weights]
-            biases = [layer.bias.detach().clone() for layer in layers]
-            self.hidden = [
-                (f.t().contiguous(), c.t().contiguous(), b)
-                for f, c, b in zip(fine[:-1], coarse[:-1], biases[:-1], strict=True)
-            ]
-            self.predictor_fine = fine[-1].contiguous()  # (classes, fine channels)
-            self.predictor_coarse = coarse[-1].contiguous()  # (classes, coarse channels)
-            self.predictor_bias = biases[-1]
+            for index, layer in enumerate(layers):
+                weight = layer.weight[:, :, 0]
+                fine, coarse = (
+                    weight[:, : weight.shape[1] - coarse_channels],
+                    weight[:, weight.shape[1] - coarse_channels :],
+                )
+                last = index == len(layers) - 1
+                # hidden layers multiply from the right ((points, in) @ (in, out)); the predictor picks rows
+                self.register_buffer(f"fine{index}", (fine if last else fine.t()).contiguous(), persistent=False)
+                self.register_buffer(f"coarse{index}", (coarse if last else coarse.t()).contiguous(), persistent=False)
+                self.register_buffer(f"bias{index}", layer.bias.detach().clone(), persistent=False)
+        self.layers = len(layers)
         self.class_agnostic = head.predictor.out_channels == 1
+
+    @property
+    def hidden(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each hidden layer's (fine weight (in, out), coarse weight (classes, out), bias)."""
+        return [
+            (getattr(self, f"fine{i}"), getattr(self, f"coarse{i}"), getattr(self, f"bias{i}"))
+            for i in range(self.layers - 1)
+        ]
+
+    @property
+    def predictor_fine(self) -> torch.Tensor:  # (classes, fine channels)
+        return getattr(self, f"fine{self.layers - 1}")
+
+    @property
+    def predictor_coarse(self) -> torch.Tensor:  # (classes, coarse channels)
+        return getattr(self, f"coarse{self.layers - 1}")
+
+    @property
+    def predictor_bias(self) -> torch.Tensor:
+        return getattr(self, f"bias{self.layers - 1}")
+
+    def extra_repr(self) -> str:
+        return f"layers={self.layers}, class_agnostic={self.class_agnostic}"
 
     def _rows(self, classes: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(classes) if self.class_agnostic else classes
@@ -83,7 +113,7 @@ class PredictedClassPointHead:
         predictor = torch.bmm(cells, self.predictor_coarse[self._rows(classes)].unsqueeze(2))
         return CoarseTerms(hidden, predictor, (height, width))
 
-    def __call__(
+    def forward(
         self, fine: torch.Tensor, point_coords: torch.Tensor, terms: CoarseTerms, classes: torch.Tensor
     ) -> torch.Tensor:
         """The predicted class's logits (R, 1, P) at ``point_coords`` (R, P, 2; [0, 1] in each box) from the

@@ -8,7 +8,6 @@ the threads run side by side.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -24,24 +23,22 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi-align")
 
 
-def _threaded_forward(original: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable:
-    def forward(features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+class ThreadedROIAlign(ROIAlign):
+    """PixelLib's ``ROIAlign`` with its boxes split across torch's threads (the same bits)."""
+
+    @classmethod
+    def of(cls, layer: ROIAlign) -> ThreadedROIAlign:
+        return cls(layer.output_size, layer.spatial_scale, layer.sampling_ratio, layer.aligned)
+
+    def forward(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         parts = min(torch.get_num_threads(), len(rois) // MIN_BOXES_PER_THREAD)
         if parts < 2:
-            return original(features, rois)
+            return self.pool(features, rois)
         chunks = rois.tensor_split(parts)
-        pending = [_pool(parts - 1).submit(original, features, chunk) for chunk in chunks[1:]]
-        first = original(features, chunks[0])
+        pending = [_pool(parts - 1).submit(self.pool, features, chunk) for chunk in chunks[1:]]
+        first = self.pool(features, chunks[0])
         return torch.cat([first, *(future.result() for future in pending)])
 
-    return forward
-
-
-def threaded_roi_align(model: torch.nn.Module) -> int:
-    """Every ``ROIAlign`` of ``model`` pools its boxes across torch's threads; how many."""
-    count = 0
-    for module in model.modules():
-        if isinstance(module, ROIAlign):
-            module.forward = _threaded_forward(module.forward)
-            count += 1
-    return count
+    def pool(self, features: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """PixelLib's ``ROIAlign`` on some of the boxes, on the calling thread."""
+        return super().forward(features, rois)

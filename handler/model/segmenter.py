@@ -21,11 +21,11 @@ import torch
 
 from handler.core.allocator import tune_allocator
 from handler.core.errors import InvalidRequest, ModelFileError
+from handler.core.settings import DetectionSpeed, Settings, get_settings
 from handler.model.checkpoint import Checkpoint, load_weights, read_checkpoint
 from handler.model.optimise import optimise
 from handler.model.paste import MaskCrop, paste_one, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, SPEED_SIZES, T, build_pointrend, model_name
-from handler.core.settings import DetectionSpeed, Settings, get_settings
 
 
 @dataclass(frozen=True)

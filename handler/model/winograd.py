@@ -18,11 +18,14 @@ AVX-512, where oneDNN's direct kernels are faster; bench/convolutions.py measure
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from handler.model.fold import FoldedConv2d
+from handler.model.pixellib import Conv2d
+from handler.model.swap import UnsuitableModel, conv_like
 
 TILE = 4  # output tile edge (m)
 ALPHA = 6  # input tile edge: m + r - 1
@@ -127,52 +130,66 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     return result if result.shape[2:] == (height, width) else result[:, :, :height, :width].contiguous()
 
 
-def _suits(conv: torch.nn.Module, where: Reach) -> bool:
-    return (
-        isinstance(conv, torch.nn.Conv2d)
-        and conv.kernel_size == (3, 3)
-        and conv.stride == (1, 1)
-        and conv.padding == (1, 1)
-        and conv.dilation == (1, 1)
-        and conv.groups == 1
-        and conv.padding_mode == "zeros"
-        and where.takes(conv.in_channels)
-        and getattr(conv, "norm", None) is None  # after the batch-norm fold
-    )
+class WinogradConv2d(Conv2d):
+    """A 3x3, stride-1 convolution run as ``winograd_conv3x3`` on one float32 image of at least
+    ``min_pixels`` pixels at inference, PyTorch's own path otherwise (a batch, a small map, autograd)."""
 
+    def __init__(self, *args, min_pixels: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.min_pixels = min_pixels
 
-def _worth_it(x: torch.Tensor, min_pixels: int) -> bool:
-    return (
-        x.dim() == 4
-        and x.shape[0] == 1
-        and x.shape[2] * x.shape[3] >= min_pixels
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
-        and not torch.is_grad_enabled()
-    )
+    @staticmethod
+    def suits(conv: torch.nn.Module, where: Reach) -> bool:
+        """Whether ``conv`` is a convolution Winograd computes, within ``where``'s channels."""
+        return (
+            isinstance(conv, torch.nn.Conv2d)
+            and not isinstance(conv, WinogradConv2d)
+            and conv.kernel_size == (3, 3)
+            and conv.stride == (1, 1)
+            and conv.padding == (1, 1)
+            and conv.dilation == (1, 1)
+            and conv.groups == 1
+            and conv.padding_mode == "zeros"
+            and where.takes(conv.in_channels)
+        )
 
+    @classmethod
+    def of(cls, conv: torch.nn.Conv2d, name: str, where: Reach) -> WinogradConv2d:
+        """``conv`` (called ``name`` in its model) on Winograd's path, sharing its weights; a frozen batch norm
+        after it is folded first (``FoldedConv2d``), so the fold and this swap can come in either order."""
+        if not cls.suits(conv, where):
+            raise UnsuitableModel(f"{name}: {conv} is not a 3x3, stride-1 convolution within {where}")
+        norm = getattr(conv, "norm", None)
+        if norm is not None:
+            conv = FoldedConv2d.of(conv, name)  # refuses any norm but a frozen batch norm, naming the layer
+        layer = conv_like(cls, conv, bias=conv.bias is not None)
+        layer.weight, layer.bias, layer.min_pixels = conv.weight, conv.bias, where.min_pixels
+        return layer
 
-def _winograd_forward(conv: torch.nn.Conv2d, original: Callable, min_pixels: int) -> Callable:
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if not _worth_it(x, min_pixels):
-            return original(x)
+    def direct(self) -> Conv2d:
+        """The same convolution on PyTorch's own path, sharing the weights (bench/stages.py counts the model's
+        FLOPs on it)."""
+        layer = conv_like(Conv2d, self, bias=self.bias is not None)
+        layer.weight, layer.bias = self.weight, self.bias
+        return layer
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, min_pixels={self.min_pixels}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._worth_it(x):
+            return super().forward(x)
         # The transformed weights are 4x the size of the weights: made per call (one small matmul) rather
         # than kept, so the resident model stays the size of its file.
-        y = winograd_conv3x3(x, transform_weight(conv.weight), conv.bias)
-        activation = getattr(conv, "activation", None)
-        return activation(y) if activation is not None else y
+        y = winograd_conv3x3(x, transform_weight(self.weight), self.bias)
+        return self.activation(y) if self.activation is not None else y
 
-    forward.direct = original  # type: ignore[attr-defined]  # PyTorch's own path (bench/stages.py counts FLOPs on it)
-    return forward
-
-
-def use_winograd(model: torch.nn.Module, where: Reach | None = None) -> int:
-    """Route every 3x3 convolution within ``where`` (default: this CPU's ``reach()``) through
-    ``winograd_conv3x3``; how many."""
-    where = where or reach()
-    count = 0
-    for module in model.modules():
-        if _suits(module, where):
-            module.forward = _winograd_forward(module, module.forward, where.min_pixels)
-            count += 1
-    return count
+    def _worth_it(self, x: torch.Tensor) -> bool:
+        return (
+            x.dim() == 4
+            and x.shape[0] == 1
+            and x.shape[2] * x.shape[3] >= self.min_pixels
+            and x.dtype == torch.float32
+            and x.device.type == "cpu"
+            and not torch.is_grad_enabled()
+        )

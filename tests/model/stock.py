@@ -17,10 +17,10 @@ from masks import full_mask
 from handler.model import Segmenter, pixellib_instance
 from handler.model.pixellib import Instances
 
-# By name: PixelLib's after handler.model (its Pillow shim first); ours because the package's ``optimise`` is
-# the function, not the module.
+# By name: PixelLib's after handler.model (its Pillow shim first); each module's ``mask_rcnn_inference`` is
+# where ``recording`` takes the mask logits.
 stock_mask_head = importlib.import_module("pixellib.torchbackend.instance.point_rend.mask_head")
-ours_optimise = importlib.import_module("handler.model.optimise")
+ours_mask_head = importlib.import_module("handler.model.mask_head")
 
 
 def load_stock(path: Path, backbone: str, confidence: float, num_classes: int = 80):
@@ -108,7 +108,7 @@ def stock_side(stock, rgb: np.ndarray) -> Side:
 
 def our_side(segmenter: Segmenter, rgb: np.ndarray, confidence: float) -> Side:
     height, width = rgb.shape[:2]
-    with recording(segmenter.model, ours_optimise) as stages:
+    with recording(segmenter.model, ours_mask_head) as stages:
         found = segmenter.detect(rgb, confidence=confidence, detection_speed="rapid")
     masks = [full_mask(crop, height, width) for crop in found.masks()]
     return Side(found.boxes.astype(np.int64), found.class_ids, masks, stages)

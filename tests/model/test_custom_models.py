@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import CUSTOM_CLASSES, IMAGES
 
-from handler.engine import images, segment_rgb
 from handler.core.errors import InvalidRequest, ModelFileError
-from handler.model import Segmenter, read_checkpoint, read_weights
-from handler.model.optimise import fold_frozen_batchnorms
-from handler.model.pixellib import FrozenBatchNorm2d, build_pointrend
 from handler.core.settings import Settings
+from handler.engine import images, segment_rgb
+from handler.model import Segmenter, read_checkpoint, read_weights
+from handler.model.optimise import fold_batchnorms
+from handler.model.pixellib import FrozenBatchNorm2d, build_pointrend
 
 NAMES = ",".join(CUSTOM_CLASSES)
 
@@ -108,5 +108,5 @@ def test_test_models_carry_trained_like_batchnorm_statistics(test_model_path):
         assert scale.min() >= 0.69 and scale.max() <= 1.31, name
     stem = "backbone.bottom_up.stem.conv1.weight"
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, assign=True)
-    assert fold_frozen_batchnorms(model) == len(norms)
+    assert fold_batchnorms(model) == len(norms)
     assert not torch.equal(model.state_dict()[stem], torch.from_numpy(weights[stem])), "the fold changes weights"

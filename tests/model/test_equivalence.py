@@ -20,9 +20,9 @@ from conftest import CUSTOM_CLASSES, IMAGES, REPO
 from stock import Side, load_stock, mask_iou, our_side, stage_errors, stock_side
 
 from handler.cli import main
+from handler.core.settings import Settings
 from handler.engine import images
 from handler.model import Segmenter
-from handler.core.settings import Settings
 
 # |ours - stock| / |stock| per stage, on the plain random model (where nothing saturates). Stock itself moves this
 # much between CPUs: stock under oneDNN's AVX or SSE4.1 kernels against stock under AVX2, same machine, gave

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
@@ -11,8 +9,6 @@ import torch.nn.functional as F
 from conftest import IMAGES
 
 from handler.engine import images
-
-optimise_module = importlib.import_module("handler.model.optimise")  # the package's ``optimise`` is the function
 
 
 def test_bilinear_sampling_reads_the_same_values_from_channels_last_features():
@@ -26,9 +22,10 @@ def test_bilinear_sampling_reads_the_same_values_from_channels_last_features():
 @pytest.mark.timeout(600)
 def test_objects_refined_in_batches_give_the_masks_of_one_batch(dense_segmenter, monkeypatch):
     rgb = images.decode((IMAGES / "astronaut.jpg").read_bytes(), max_bytes=10**7, max_pixels=10**7)
+    head = dense_segmenter.model.roi_heads.mask_head
     batched = dense_segmenter.detect(rgb, 0.5, "rapid")
-    assert len(batched) > optimise_module.OBJECTS_PER_BATCH  # several batches
-    monkeypatch.setattr(optimise_module, "OBJECTS_PER_BATCH", 1000)
+    assert len(batched) > head.objects_per_batch  # several batches
+    monkeypatch.setattr(head, "objects_per_batch", 1000)
     whole = dense_segmenter.detect(rgb, 0.5, "rapid")
     np.testing.assert_array_equal(batched.boxes, whole.boxes)
     assert torch.allclose(batched.roi_masks, whole.roi_masks, rtol=0, atol=1e-6)

@@ -9,11 +9,11 @@ from conftest import IMAGES
 from masks import full_mask
 from pycocotools import mask as coco_mask
 
-from handler.engine import images, segment_rgb
 from handler.core.errors import InvalidRequest, ModelFileError
+from handler.core.settings import Settings
+from handler.engine import images, segment_rgb
 from handler.model import SPEED_SIZES, Segmenter, build_pointrend, read_weights
 from handler.model.files import sha256_of
-from handler.core.settings import Settings
 from handler.model.test_models import TEST_MODEL_AUTHOR
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from handler.model.pixellib import build_pointrend
+from handler.model.pixellib import ShapeSpec, StandardPointHead, build_config, build_pointrend
 from handler.model.point_head import PredictedClassPointHead, bilinear_weights
+from handler.model.swap import UnsuitableModel
 
 OBJECTS, POINTS, CLASSES = 12, 784, 80
 
@@ -71,3 +72,45 @@ def test_only_the_head_the_algebra_holds_for_takes_it(stock_head):
             PredictedClassPointHead(stock_head)
     finally:
         stock_head.coarse_pred_each_layer = True
+
+
+def point_head(**point_head_config) -> StandardPointHead:
+    """PixelLib's ``StandardPointHead`` from its own config, with ``POINT_HEAD`` settings changed."""
+    cfg = build_config(num_classes=CLASSES)
+    for key, value in point_head_config.items():
+        setattr(cfg.MODEL.POINT_HEAD, key, value)
+    head = StandardPointHead(cfg, ShapeSpec(channels=256, width=1, height=1)).eval()
+    with torch.no_grad():
+        head.predictor.weight.normal_(std=0.05)
+        head.predictor.bias.normal_()
+    return head
+
+
+def test_a_class_agnostic_head_gives_its_one_channel_whatever_the_class():
+    stock_head = point_head(CLS_AGNOSTIC_MASK=True)
+    assert stock_head.predictor.out_channels == 1
+    fine = torch.randn(OBJECTS, 256, POINTS)
+    coarse = torch.randn(OBJECTS, CLASSES, 7, 7) * 3
+    points = edge_points(OBJECTS)
+    classes = torch.randint(0, CLASSES, (OBJECTS,))
+    head = PredictedClassPointHead(stock_head)
+    assert head.class_agnostic
+    with torch.inference_mode():
+        stock = stock_head(fine, sample(coarse, points)).double()  # (R, 1, P)
+        ours = head(fine, points, head.project(coarse, classes), classes)
+        other = (classes + 1) % CLASSES
+        theirs = head(fine, points, head.project(coarse, other), other)
+    assert ours.shape == stock.shape == (OBJECTS, 1, POINTS)
+    assert relative_error(ours, stock) <= 2e-6
+    assert torch.equal(ours, theirs)  # the class picks nothing: one channel for all
+
+
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [({"COARSE_PRED_EACH_LAYER": False}, "coarse prediction in each layer"), ({"NUM_FC": 0}, "StandardPointHead")],
+)
+def test_heads_the_algebra_does_not_hold_for_are_refused_by_name(config, why):
+    with pytest.raises(UnsuitableModel, match=rf"^roi_heads\.mask_head\.point_head: .*{why}"):
+        PredictedClassPointHead(point_head(**config), "roi_heads.mask_head.point_head")
+    with pytest.raises(UnsuitableModel, match=r"^point_head: Linear"):
+        PredictedClassPointHead(torch.nn.Linear(2, 2))

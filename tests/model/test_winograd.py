@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from handler.model.optimise import fold_frozen_batchnorms
+from handler.model.optimise import fold_batchnorms, use_winograd
 from handler.model.pixellib import build_pointrend
-from handler.model.winograd import DEFAULT_REACH, REACH, transform_weight, use_winograd, winograd_conv3x3
+from handler.model.winograd import DEFAULT_REACH, REACH, WinogradConv2d, transform_weight, winograd_conv3x3
 
 
 def relative_error(value: torch.Tensor, exact: torch.Tensor) -> float:
@@ -57,13 +57,13 @@ def test_the_wide_3x3_convolutions_take_it_and_give_the_same_features():
     model = build_pointrend("resnet50", 80, init_weights=True).eval()
     stock = build_pointrend("resnet50", 80, init_weights=False).eval()
     stock.load_state_dict(model.state_dict())
-    fold_frozen_batchnorms(model)  # as optimise() does first: the backbone's convolutions then carry no norm
+    fold_batchnorms(model)  # as optimise() does first: the backbone's convolutions then carry no norm
     # res3 (4), res4 (6) and res5 (3) blocks' 3x3, the FPN's four output convolutions, the RPN head: 128+ channels.
     assert use_winograd(model, DEFAULT_REACH) == 18
     x101 = build_pointrend("resnet101", 80, init_weights=False)
     assert use_winograd(x101, DEFAULT_REACH) == 5  # X-101's 3x3 are grouped
     on_avx512 = build_pointrend("resnet50", 80, init_weights=False)
-    fold_frozen_batchnorms(on_avx512)
+    fold_batchnorms(on_avx512)
     assert use_winograd(on_avx512, REACH["AVX512"]) == 11  # 256 channels only: res4 (6), the FPN's four, the RPN
     image = torch.rand(1, 3, 256, 320) * 255
     with torch.inference_mode():
@@ -76,7 +76,11 @@ def test_the_wide_3x3_convolutions_take_it_and_give_the_same_features():
 def test_small_maps_and_batches_keep_the_direct_path():
     conv = torch.nn.Conv2d(256, 256, 3, padding=1)
     narrow = torch.nn.Conv2d(64, 64, 3, padding=1)
-    assert use_winograd(torch.nn.Sequential(conv, narrow), DEFAULT_REACH) == 1
+    model = torch.nn.Sequential(conv, narrow)
+    assert use_winograd(model, DEFAULT_REACH) == 1
+    assert isinstance(model[0], WinogradConv2d) and model[1] is narrow
+    assert model[0].weight is conv.weight  # shared, not copied
+    conv = model[0]
     calls = []
     with torch.inference_mode():
         for shape in [(1, 256, 8, 8), (2, 256, 40, 40), (1, 256, 32, DEFAULT_REACH.min_pixels // 32)]:
