@@ -1,9 +1,9 @@
 """What a backfill will cost and take, from the object count and a per-image time: ``backfill --dry-run``.
 
 The per-image time and the init come from ``handler/core/measured.json`` (each figure with its bench, machine,
-instruction set and date): the "memory_sizes" section's seconds per image at the worker's MemorySize when that
-bench measured or projected it, else the "engine" section's (``bench/engine.py``, on 2 vCPUs as Lambda at its
-default MemorySize); the init is the "init" section's worker figure (``bench/init.py``).
+instruction set and date): the "memory_sizes" section's seconds per image at the worker's MemorySize (between
+its rows, interpolated) when that bench has written it, else the "engine" section's (on 2 vCPUs, as Lambda at
+its default MemorySize); the init is the "init" section's worker figure (``bench/init.py``).
 Prices are AWS's published us-east-1 list prices (Lambda per GB-s and per request, S3 Standard requests,
 S3 Batch Operations per job and per object); each is a flag where they differ.
 """
@@ -37,16 +37,25 @@ def _rows(section: dict[str, Any]) -> dict[int, float]:
 
 
 def measured_seconds_per_image(memory_mb: int) -> tuple[float, str]:
-    """Seconds per image at this MemorySize and where the figure comes from: the memory_sizes row of the
-    largest MemorySize not above it (less memory is fewer vCPUs: never an optimistic figure), else the engine's."""
+    """Seconds per image at this MemorySize and where the figure comes from. From the memory_sizes rows: a
+    row's own, or between two rows the images per second interpolated in MemorySize (Lambda's CPU share grows
+    in proportion to it), or outside them the nearest row's; without that section, the engine's figure."""
     try:
-        rows = {size: seconds for size, seconds in _rows(measured("memory_sizes")).items() if size <= memory_mb}
+        rows = sorted(_rows(measured("memory_sizes")).items())
     except MissingMeasurement:
-        rows = {}
+        rows = []
     section = "memory_sizes" if rows else "engine"
     figures = measured(section)
-    seconds = rows[max(rows)] if rows else float(figures["seconds_per_image"])
-    return seconds, f"{figures['source'].split()[0]} on {figures['date']}, {MEASURED_NAME} {section!r}"
+    source = f"{figures['source'].split()[0]} on {figures['date']}, {MEASURED_NAME} {section!r}"
+    if not rows:
+        return float(figures["seconds_per_image"]), source
+    below = [row for row in rows if row[0] <= memory_mb] or rows[:1]
+    above = [row for row in rows if row[0] >= memory_mb] or rows[-1:]
+    (low, low_s), (high, high_s) = below[-1], above[0]
+    if high == low:
+        return low_s, source
+    rate = 1 / low_s + (1 / high_s - 1 / low_s) * (memory_mb - low) / (high - low)
+    return 1 / rate, source
 
 
 def measured_init_seconds() -> float:

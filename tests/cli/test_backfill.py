@@ -143,15 +143,18 @@ def test_the_estimate_for_a_million_images(data_file):
     ]
 
 
-def test_the_estimate_reads_the_memory_sizes_row_at_or_below_the_workers_memory(data_file):
+def test_the_estimate_reads_the_memory_sizes_rows_at_the_workers_memory(data_file):
     write_engine_and_init(data_file, seconds_per_image=2.90, worker_init=6.7)
-    rows = [{"memory_mb": 1769, "seconds_per_image": 4.1}, {"memory_mb": 3538, "seconds_per_image": 2.2}]
+    rows = [{"memory_mb": 1769, "seconds_per_image": 4.0}, {"memory_mb": 3538, "seconds_per_image": 2.0}]
     provenance = {"machine": "a test", "isa": "none", "date": "2026-01-02"}
     data_file.write_section("memory_sizes", {"rows": rows}, source="bench/memory_sizes.py", **provenance)
-    assert Estimate(objects=1, total_bytes=1, memory_mb=3538).seconds_per_image == 2.2
-    assert Estimate(objects=1, total_bytes=1, memory_mb=3008).seconds_per_image == 4.1  # fewer vCPUs than 3538's
-    assert Estimate(objects=1, total_bytes=1, memory_mb=1024).seconds_per_image == 2.90  # below every row: the engine
-    assert "'memory_sizes'" in Estimate(objects=1, total_bytes=1, memory_mb=10240).lines([1])[0]
+    assert Estimate(objects=1, total_bytes=1, memory_mb=3538).seconds_per_image == 2.0
+    # between two rows: the images per second in proportion to the memory (1/4 at 1769 MB, 1/2 at 3538 MB)
+    halfway = Estimate(objects=1, total_bytes=1, memory_mb=(1769 + 3538) // 2).seconds_per_image
+    assert halfway == pytest.approx(1 / (0.25 + 0.25 * ((1769 + 3538) // 2 - 1769) / 1769))
+    assert Estimate(objects=1, total_bytes=1, memory_mb=1024).seconds_per_image == 4.0  # below the rows: the least
+    assert Estimate(objects=1, total_bytes=1, memory_mb=10240).seconds_per_image == 2.0  # above: the most measured
+    assert "'memory_sizes'" in Estimate(objects=1, total_bytes=1, memory_mb=3008).lines([1])[0]
     assert Estimate(objects=1, total_bytes=1, seconds_per_image=1.5).lines([1])[0].endswith("(given)")
 
 
