@@ -193,14 +193,14 @@ def _time_ours(segmenter, lambda_handler, upload: bytes, event: dict, confidence
 
     The two sizes alternate, and the first image after a change of size pays for memory the allocator cannot
     reuse from the other size: so (b) and (b_http) take turns at going first, one order per call."""
-    from handler.engine import SegmentOptions, segment_bytes
     from handler.core.settings import get_settings
+    from handler.engine import RequestOptions, segment_bytes
 
     clock = Clock()
 
     def engine() -> Any:
         with clock("b"):
-            result = segment_bytes(upload, segmenter, get_settings(), SegmentOptions(confidence=confidence)).result
+            result = segment_bytes(upload, segmenter, get_settings(), RequestOptions(confidence=confidence)).result
             json.dumps(result.to_json())
         return result
 

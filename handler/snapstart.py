@@ -80,15 +80,16 @@ def synthetic_jpeg(side: int = PRIME_SIDE) -> bytes:
 def prime_model() -> dict[str, Any]:
     """The whole engine path at each speed, confidence 0 so that the mask and point heads run too (a
     synthetic photo rarely holds a confident object, and those heads only run on detections)."""
-    from handler.engine import Outputs, SegmentOptions, get_segmenter, segment_bytes
+    from handler.engine import Outputs, RequestOptions, get_segmenter, segment_bytes
 
     segmenter, settings, image = get_segmenter(), get_settings(), synthetic_jpeg()
     outputs = Outputs(masks="rle", overlay=True, overlay_max_side=settings.overlay_max_side)
     timings: dict[str, float] = {}
     for speed in priming_speeds():
         started = time.perf_counter()
-        options = SegmentOptions(confidence=0.0, detection_speed=speed)
-        segment_bytes(image, segmenter, settings, options, outputs=outputs)
+        segment_bytes(
+            image, segmenter, settings, RequestOptions(confidence=0.0), outputs=outputs, detection_speed=speed
+        )
         timings[speed] = round((time.perf_counter() - started) * 1000, 1)
     return {"prime_ms": timings}
 

@@ -47,9 +47,9 @@ from handler.engine import (
     CutoutWriter,
     CutoutZip,
     Outputs,
+    RequestOptions,
     SegmentedImage,
     Segmenter,
-    SegmentOptions,
     ZipTooLarge,
     get_segmenter,
     segment_bytes,
@@ -119,7 +119,7 @@ class SegmentWork:
     """One request's blocking work (S3 read, decode, model, encoding), run in a worker thread."""
 
     source: ImageSource
-    options: SegmentOptions
+    options: RequestOptions
     render: Render
     context: LambdaContext | None  # Mangum puts the Lambda context in the ASGI scope; None elsewhere
     outputs: Outputs  # what the render needs made from each mask while the model's objects are pasted
@@ -190,7 +190,7 @@ async def segment(
     admission: AdmissionDep,
 ) -> Any:
     """Segment an image sent as multipart `image`, a raw `image/*` body, or JSON `image_base64` / `s3_uri`."""
-    segmenter.validate_classes(options.class_list)  # a bad query is refused before the upload is read
+    options.wanted(segmenter)  # a bad query is refused before the upload is read (checked once: kept)
     if options.overlay_max_side is not None and options.overlay_max_side > settings.overlay_max_side:
         raise InvalidRequest(f"overlay_max_side is at most {settings.overlay_max_side} (SEG_OVERLAY_MAX_SIDE)")
     if options.cutouts and options.format != "cutouts":
@@ -207,7 +207,7 @@ async def segment(
     with admission.admit():
         job = SegmentWork(
             await image_source(request, settings),
-            options.segment_options(),
+            options,
             render,
             request.scope.get("aws.context"),
             outputs,
@@ -232,7 +232,7 @@ async def segmentapi(
         data = await multipart_image(request, settings)
         job = SegmentWork(
             data,
-            SegmentOptions(confidence=settings.confidence),
+            RequestOptions(confidence=settings.confidence),
             _seed_json,
             request.scope.get("aws.context"),
             Outputs(masks="none"),

@@ -201,16 +201,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from handler.cli.files import segment_files
-    from handler.engine import SegmentOptions
-
-    classes = args.classes.split(",") if args.classes else None
-    options = SegmentOptions(confidence=args.confidence, classes=classes, detection_speed=args.speed)
     from handler.cli.segment_video import segment_videos, split_videos
+    from handler.core.errors import InvalidRequest
+    from handler.engine import RequestOptions
 
+    chosen = {name: getattr(args, name) for name in ("masks", "confidence", "classes", "cutouts")}
+    try:  # checked as every other entry point checks them (RequestOptions), before any file is read
+        options = RequestOptions.parse({k: v for k, v in chosen.items() if v is not None}, "options", prefix="--")
+    except InvalidRequest as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     images, videos = split_videos(args.images)
-    report = segment_files(
-        images, args.out, args.format, args.masks, options, overwrite=args.overwrite, cutouts=args.cutouts
-    )
+    report = segment_files(images, args.out, args.format, options, overwrite=args.overwrite, detection_speed=args.speed)
     segment_videos(videos, args, options, report)
     print(report.summary())
     return 0 if not report.failed else 1

@@ -11,33 +11,31 @@ from tqdm import tqdm
 
 from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
+from handler.core.errors import ServiceError
+from handler.core.settings import DetectionSpeed, get_settings
 from handler.engine import (
     OBJECTS_SUFFIX,
-    CutoutMode,
     CutoutSink,
     CutoutWriter,
-    MaskFormat,
     Outputs,
-    SegmentOptions,
+    RequestOptions,
     get_segmenter,
     segment_bytes,
 )
-from handler.core.errors import ServiceError
-from handler.core.settings import get_settings
 
 
 def segment_files(
     paths: Sequence[Path],
     out_dir: Path,
     output_format: str = "both",
-    masks: MaskFormat = "rle",
-    options: SegmentOptions = SegmentOptions(),
+    options: RequestOptions = RequestOptions(),
     overwrite: bool = False,
-    cutouts: CutoutMode | None = None,
+    detection_speed: DetectionSpeed | None = None,
 ) -> FilesReport:
     """``<name>.json`` / ``<name>.png`` per input, named by ``OutputPlan`` (inputs named twice count once);
-    with ``cutouts``, each object as ``<name>.objects/NN-<class>.png`` too, written while its mask is in hand
-    (before the JSON, which lists them under ``cutouts``, ``prefix`` relative to the JSON)."""
+    with ``options.cutouts``, each object as ``<name>.objects/NN-<class>.png`` too, written while its mask is in
+    hand (before the JSON, which lists them under ``cutouts``, ``prefix`` relative to the JSON)."""
+    masks, cutouts = options.masks, options.cutouts
     settings = get_settings()
     segmenter = get_segmenter()
     unique = list(dict.fromkeys(path.resolve() for path in paths))
@@ -55,7 +53,12 @@ def segment_files(
             writer = CutoutWriter(_into(targets[0]), cutouts) if cutouts else None
             consumers = [writer] if writer else []
             segmented = segment_bytes(
-                path.read_bytes(), segmenter, settings, options, outputs=replace(outputs, consumers=consumers)
+                path.read_bytes(),
+                segmenter,
+                settings,
+                options,
+                outputs=replace(outputs, consumers=consumers),
+                detection_speed=detection_speed,
             )
             targets[0].parent.mkdir(parents=True, exist_ok=True)
         except (ServiceError, OSError, OutputRefused) as exc:

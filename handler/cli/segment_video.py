@@ -12,7 +12,7 @@ from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
 
 if TYPE_CHECKING:
-    from handler.engine import SegmentOptions
+    from handler.engine import RequestOptions
 
 VIDEO_OUTPUTS = (".jsonl", ".webm")
 
@@ -38,7 +38,7 @@ def split_videos(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def segment_videos(
-    videos: Sequence[Path], args: argparse.Namespace, options: SegmentOptions, report: FilesReport
+    videos: Sequence[Path], args: argparse.Namespace, options: RequestOptions, report: FilesReport
 ) -> None:
     """Each clip through ``handler.video.segment_video``, its outputs and failures added to ``report``."""
     from handler.core.errors import ServiceError
@@ -61,6 +61,7 @@ def segment_videos(
                 max_frames=args.max_frames,
                 overwrite=args.overwrite,
                 target=plan.base(path),
+                detection_speed=args.speed,
             )
         except (ServiceError, OSError, OutputRefused, OutputExists, RuntimeError) as exc:
             report.failed[path] = getattr(exc, "message", None) or str(exc)

@@ -29,6 +29,11 @@ def default_model_path(backbone: Backbone) -> Path:
     return REPO_ROOT / ".cache" / "models" / f"pointrend_{backbone}.pkl"
 
 
+def blank_is_none(value: object) -> object:
+    """The one blank-to-None rule (settings and request options): a string is stripped, and unset when empty."""
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
 # GET /jobs/{id} inlines a result stored up to this size, a larger one only through result_url. Lambda answers
 # at most 6 MB, and the body goes into Mangum's JSON envelope as an escaped string (each quote or backslash
 # doubled), so 1 MiB of stored JSON stays under about 2.1 MB of response whatever its characters.
@@ -129,15 +134,10 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("backfill_bucket", "jobs_bucket", mode="before")
+    @field_validator("backfill_bucket", "jobs_bucket", "class_names", "model_sha256", mode="before")
     @classmethod
-    def _blank_bucket_is_none(cls, value: object) -> object:
-        return value.strip() or None if isinstance(value, str) else value
-
-    @field_validator("class_names", mode="before")
-    @classmethod
-    def _blank_names_are_none(cls, value: object) -> object:
-        return value.strip() or None if isinstance(value, str) else value
+    def _blank_is_none(cls, value: object) -> object:
+        return blank_is_none(value)
 
     @property
     def class_name_list(self) -> tuple[str, ...] | None:
@@ -148,12 +148,10 @@ class Settings(BaseSettings):
         text = path.read_text(encoding="utf-8") if path.is_file() else self.class_names.replace(",", "\n")
         return tuple(name.strip() for name in text.splitlines() if name.strip())
 
-    @field_validator("model_sha256", mode="before")
+    @field_validator("model_sha256")
     @classmethod
-    def _blank_is_none(cls, value: object) -> object:
-        if isinstance(value, str):
-            return value.strip().lower() or None
-        return value
+    def _sha256_in_lower_case(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
 
     @model_validator(mode="after")
     def _model_path_follows_backbone(self) -> Settings:

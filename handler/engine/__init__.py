@@ -34,7 +34,7 @@ from handler.engine.images import SUPPORTED_FORMATS, decode
 from handler.engine.objects import ObjectConsumer, Outputs, encode_objects
 from handler.engine.options import RequestOptions
 from handler.engine.overlay import OverlayDrawer, encode_png, render
-from handler.engine.pipeline import SegmentedImage, SegmentOptions, segment_bytes, segment_rgb
+from handler.engine.pipeline import SegmentedImage, segment_bytes, segment_rgb
 from handler.engine.results import (
     COCO_CATEGORY_IDS,
     SCHEMA_VERSION,
@@ -72,7 +72,6 @@ __all__ = [
     "PolygonMasks",
     "RequestOptions",
     "RleMasks",
-    "SegmentOptions",
     "Segmentation",
     "SegmentedImage",
     "Segmenter",

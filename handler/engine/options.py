@@ -1,18 +1,23 @@
 """What a caller may choose per image (``/segment``'s query parameters), validated in one place whichever way
 it arrives: ``/segment``'s query, a ``POST /jobs`` body, an uploaded object's ``x-amz-meta-*`` metadata (what
-a job's presigned POST signs in), an S3 Batch Operations job's ``userArguments``."""
+a job's presigned POST signs in), an S3 Batch Operations job's ``userArguments``, ``segment``'s flags. The
+pipeline takes this type too; the detection speed is not a request option (``SEG_DETECTION_SPEED``; the
+command line's ``--speed`` is passed beside it)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from handler.engine.cutouts import CutoutMode
-from handler.engine.pipeline import SegmentOptions
-from handler.engine.results import MaskFormat
 from handler.core.errors import InvalidRequest
+from handler.core.settings import blank_is_none
+from handler.engine.cutouts import CutoutMode
+from handler.engine.results import MaskFormat
+
+if TYPE_CHECKING:
+    from handler.model import Segmenter
 
 
 class RequestOptions(BaseModel):
@@ -35,18 +40,25 @@ class RequestOptions(BaseModel):
         "extract_segmented_objects) or box (the box's pixels, opaque, extract_from_box). /segment: with "
         "format=cutouts (default mask); S3 uploads, jobs and backfills: written as <output>.objects/NN-<class>.png",
     )
+    # The class names checked against the model once per request (``wanted``), whoever asks first.
+    _wanted: tuple[tuple[str, ...], frozenset[str] | None] | None = PrivateAttr(None)
 
-    @field_validator("classes")
+    @field_validator("classes", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value if value is None or value.strip() else None
+    def _blank_is_none(cls, value: object) -> object:
+        return blank_is_none(value)
 
     @property
     def class_list(self) -> list[str] | None:
         return self.classes.split(",") if self.classes else None
 
-    def segment_options(self) -> SegmentOptions:
-        return SegmentOptions(confidence=self.confidence, classes=self.class_list)
+    def wanted(self, segmenter: Segmenter) -> frozenset[str] | None:
+        """The class names to keep, checked against the model's (``InvalidRequest`` names the unknown ones);
+        None keeps every class. Checked once: the route asks before reading the upload, the pipeline again."""
+        known = tuple(segmenter.class_names)
+        if self._wanted is None or self._wanted[0] != known:
+            self._wanted = (known, segmenter.validate_classes(self.class_list))
+        return self._wanted[1]
 
     def metadata(self) -> dict[str, str]:
         """The options set, as S3 object metadata (``x-amz-meta-<name>`` values are strings)."""

@@ -12,17 +12,9 @@ import handler.engine.images as images
 from handler.core.deadline import LambdaContext, time_budget
 from handler.core.settings import DetectionSpeed, Settings
 from handler.engine.objects import ObjectTasks, Outputs, encode_in_parallel, encode_objects, object_threads
+from handler.engine.options import RequestOptions
 from handler.engine.results import Segmentation
 from handler.model import Detections, MaskCrop, Segmenter
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """Per-request overrides; ``None`` means the configured default."""
-
-    confidence: float | None = None
-    classes: Sequence[str] | None = None
-    detection_speed: DetectionSpeed | None = None
 
 
 @dataclass(frozen=True)
@@ -35,21 +27,23 @@ def segment_bytes(
     data: bytes,
     segmenter: Segmenter,
     settings: Settings,
-    options: SegmentOptions = SegmentOptions(),
+    options: RequestOptions = RequestOptions(),
     context: LambdaContext | None = None,
     outputs: Outputs = Outputs(),
+    detection_speed: DetectionSpeed | None = None,
 ) -> SegmentedImage:
-    """Decode and segment, making what ``outputs`` asks for (default: RLE masks); raises
+    """Decode and segment with the request's ``options`` (confidence, classes; ``outputs`` says what to make
+    from each mask, default RLE), at ``detection_speed`` (default ``SEG_DETECTION_SPEED``); raises
     ``handler.core.errors.ServiceError`` subclasses for bad input, and ``handler.core.deadline.OutOfTime``
     when the Lambda ``context`` has too little time left for one image."""
     started = time.perf_counter()
-    segmenter.validate_classes(options.classes)  # reject a bad query before spending time on the image
-    speed = options.detection_speed or settings.detection_speed
+    wanted = options.wanted(segmenter)  # reject a bad query before spending time on the image
+    speed = detection_speed or settings.detection_speed
     rgb = images.decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_pixels)
     decoded = time.perf_counter()
     megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
     time_budget.ensure_time_for_one(context, speed, megapixels)  # the image's size decides what it may cost
-    result, detected = _segment(rgb, segmenter, options.confidence, options.classes, speed, outputs, context)
+    result, detected = _segment(rgb, segmenter, options.confidence, wanted, speed, outputs, context)
     result.timings_ms["decode"] = (decoded - started) * 1000
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     time_budget.record(result.timings_ms["total"], speed, megapixels, detected)
@@ -66,20 +60,21 @@ def segment_rgb(
 ) -> Segmentation:
     """Detect on a decoded image, keep only ``classes`` (COCO names) when given, then paste each kept object's
     mask and hand it to ``outputs``' consumers, one object at a time (``objects.encode_objects``)."""
-    return _segment(rgb, segmenter, confidence, classes, detection_speed, outputs, None)[0]
+    wanted = segmenter.validate_classes(classes)
+    return _segment(rgb, segmenter, confidence, wanted, detection_speed, outputs, None)[0]
 
 
 def _segment(
     rgb: np.ndarray,
     segmenter: Segmenter,
     confidence: float | None,
-    classes: Sequence[str] | None,
+    wanted: frozenset[str] | None,
     detection_speed: DetectionSpeed | None,
     outputs: Outputs,
     context: LambdaContext | None,
 ) -> tuple[Segmentation, int]:
-    """``segment_rgb``, and how many objects the model found before ``classes`` kept some (what they cost)."""
-    wanted = segmenter.validate_classes(classes)
+    """``segment_rgb`` with the class names already checked (``wanted``; None keeps all), and how many objects
+    the model found before ``wanted`` kept some (what they cost)."""
     found = segmenter.detect(rgb, confidence, detection_speed)
     names = [segmenter.class_names[i] for i in found.class_ids]
     keep = [index for index, name in enumerate(names) if wanted is None or name in wanted]

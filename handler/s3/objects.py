@@ -143,7 +143,7 @@ def process(
         overlay = options.overlay is not False
         consumers = [writer] if writer else []
         wanted = Outputs(options.masks, overlay, settings.overlay_max_side, consumers)
-        segmented = segment_bytes(data, segmenter, settings, options.segment_options(), context, wanted)
+        segmented = segment_bytes(data, segmenter, settings, options, context, wanted)
     except ServiceError as exc:
         if (stale := _stale(stored, started, settings)) is not None:
             return stale

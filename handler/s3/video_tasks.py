@@ -94,7 +94,7 @@ def probe_video(stored: storage.StoredObject, outputs: jobstore.OutputKeys, sett
 
 
 def segment_chunk(stored: storage.StoredObject, outputs: jobstore.OutputKeys, chunk: Chunk) -> dict[str, int]:
-    options = RequestOptions.from_metadata(stored.metadata).segment_options()
+    options = RequestOptions.from_metadata(stored.metadata)
     try:
         with tempfile.TemporaryDirectory(prefix="chunk-") as folder:
             path = Path(folder) / "lines.jsonl"

@@ -7,16 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from handler.engine import Outputs, Segmentation, Segmenter, SegmentOptions, segment_rgb
+from handler.core.settings import DetectionSpeed
+from handler.engine import Outputs, RequestOptions, Segmentation, Segmenter, segment_rgb
 
 FRAME_OUTPUTS = Outputs(masks="rle")  # tracks and the overlay are made from the lines' RLE masks
 
 
-def segment_frame(rgb: np.ndarray, segmenter: Segmenter, options: SegmentOptions = SegmentOptions()) -> Segmentation:
+def segment_frame(
+    rgb: np.ndarray,
+    segmenter: Segmenter,
+    options: RequestOptions = RequestOptions(),
+    detection_speed: DetectionSpeed | None = None,
+) -> Segmentation:
     """The same engine path as an image (``handler.engine.segment_rgb``), RLE masks made."""
-    return segment_rgb(
-        rgb, segmenter, options.confidence, options.classes, options.detection_speed, outputs=FRAME_OUTPUTS
-    )
+    return segment_rgb(rgb, segmenter, options.confidence, options.class_list, detection_speed, outputs=FRAME_OUTPUTS)
 
 
 def frame_line(index: int, time_ms: float, result: Segmentation, track_ids: Sequence[int]) -> dict[str, Any]:

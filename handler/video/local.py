@@ -14,7 +14,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from handler.core.errors import CorruptVideo
-from handler.engine import SegmentOptions, get_segmenter
+from handler.core.settings import DetectionSpeed
+from handler.engine import RequestOptions, get_segmenter
 from handler.video.frames import Sampling, read_frames
 from handler.video.lines import frame_line, segment_frame
 from handler.video.overlay import draw_frame
@@ -49,12 +50,13 @@ def output_paths(target: Path) -> tuple[Path, Path]:
 def segment_video(
     path: Path,
     out_dir: Path,
-    options: SegmentOptions = SegmentOptions(),
+    options: RequestOptions = RequestOptions(),
     every: int | None = None,
     fps: float | None = None,
     max_frames: int | None = None,
     overwrite: bool = False,
     target: Path | None = None,
+    detection_speed: DetectionSpeed | None = None,
 ) -> VideoReport:
     """Probe ``path`` (limits), then segment the sampled frames with a progress bar in frames, tracking objects,
     writing the JSON lines and the overlay to temporary names renamed when complete. ``target`` is the output
@@ -67,7 +69,7 @@ def segment_video(
     sampling = Sampling.from_options(info.fps, every, fps, max_frames)
     chosen = sampling.indices(info.frames)
     segmenter = get_segmenter()
-    segmenter.validate_classes(options.classes)  # a bad --classes costs no frame
+    options.wanted(segmenter)  # a bad --classes costs no frame
     report = VideoReport(path, info=info, sampling=sampling)
     lines_path.parent.mkdir(parents=True, exist_ok=True)
     partial_lines = lines_path.with_name(lines_path.name + PARTIAL)
@@ -81,7 +83,7 @@ def segment_video(
             tqdm(total=len(chosen), unit="frame", desc=path.name) as progress,
         ):
             for frame in read_frames(path, 0, stop, sampling.every):
-                result = segment_frame(frame.rgb, segmenter, options)
+                result = segment_frame(frame.rgb, segmenter, options, detection_speed)
                 track_ids = tracker.update(result.masks or [], result.class_ids.tolist())
                 line = frame_line(frame.index, frame.time_ms, result, track_ids)
                 lines.write(json.dumps(line) + "\n")

@@ -241,3 +241,11 @@ def test_fetch_model_with_a_different_pin_fails_and_installs_nothing(tmp_path, f
     assert not dest.exists() and list(dest.parent.iterdir()) == []
     err = capsys.readouterr().err
     assert "expected " + "0" * 64 in err and "does not match the sha256 pinned" in err
+
+
+def test_segment_checks_its_options_as_every_entry_point_does(tmp_path, capsys):
+    """``segment`` validates through RequestOptions: a bad value is refused before any file is read."""
+    image = tmp_path / "x.jpg"
+    shutil.copy(IMAGES / "astronaut.jpg", image)
+    assert main(["segment", str(image), "--out", str(tmp_path / "out"), "--confidence", "1.5"]) == 2
+    assert "--confidence" in capsys.readouterr().err and not (tmp_path / "out").exists()
