@@ -5,6 +5,7 @@ settings, the stack's outputs) are checked against the app, the parser, the Make
 from __future__ import annotations
 
 import glob
+import json
 import re
 import shlex
 from pathlib import Path
@@ -138,6 +139,30 @@ def test_the_command_examples_parse_and_name_files_that_exist(document: Path):
         for word in words:
             if LOCAL_PATH.match(word):
                 assert glob.glob(str(REPO / word)), f"{document.name}: {word} does not exist"
+
+
+def test_the_readmes_offline_commands_run_as_written(tmp_path, monkeypatch, test_model_path, segmenter):
+    """The README's ``python -m handler`` examples that need no deployed stack (no ``$VARS``) run as written, in
+    order, from a folder laid out like the checkout: ``segment`` writes each photo's results, ``export-coco``
+    turns them into one COCO file."""
+    from handler.cli import main
+
+    (tmp_path / "tests").symlink_to(REPO / "tests")
+    monkeypatch.setenv("SEG_MODEL_PATH", str(test_model_path.resolve()))  # the checkout's model, from elsewhere
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    for words in handler_commands(README.read_text(encoding="utf-8")):
+        if any("$" in word for word in words):
+            continue
+        expanded = [found for word in words for found in (sorted(glob.glob(word)) or [word])]  # as the shell would
+        assert main(expanded) == 0, f"`python -m handler {' '.join(words)}` failed"
+        ran.append(words[0])
+    assert ran == ["segment", "export-coco"]
+    photos = sorted(path.name for path in (REPO / "tests" / "images").glob("*.jpg"))
+    assert sorted(path.name for path in (tmp_path / "out").glob("*.json")) == [f"{name}.json" for name in photos]
+    assert sorted(path.name for path in (tmp_path / "out").glob("*.png")) == [f"{name}.png" for name in photos]
+    coco = json.loads((tmp_path / "instances.json").read_text(encoding="utf-8"))
+    assert len(coco["images"]) == len(photos) and "annotations" in coco
 
 
 def inline_code(markdown: str) -> list[str]:
