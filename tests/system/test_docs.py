@@ -266,11 +266,13 @@ def test_the_readmes_deploy_step_names_the_stack_and_outputs_that_exist():
     assert "make deploy" in text and "export API_URL=" in text and "export BUCKET=" in text
 
 
-def test_what_the_readme_calls_off_by_default_is_off():
+def test_what_the_readme_calls_off_by_default_is_off(client):
     from handler.core.settings import Settings
 
     text = " ".join(README.read_text(encoding="utf-8").split())
     assert '`{"s3_uri": ...}` (off by default: 403 unless `SEG_ALLOW_S3_URI=true`' in text
     assert Settings.model_fields["allow_s3_uri"].default is False
+    response = client.post("/segment", json={"s3_uri": "s3://any-bucket/photo.jpg"})  # the default settings
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "s3_uri_disabled")
     assert ". .venv/bin/activate" in text  # the venv the Makefile makes:
     assert re.search(r"^VENV\s*:?=\s*\.venv$", (REPO / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
