@@ -31,6 +31,8 @@ from handler.cli.batch_jobs import (
 )
 from handler.cli.estimate import Estimate, size
 from handler.cli.retry import retry_failed
+from handler.core import storage
+from handler.core.errors import InvalidRequest, ServiceError
 
 __all__ = ["Clients", "run"]
 
@@ -56,25 +58,30 @@ def run(args: argparse.Namespace, clients: Clients) -> int:
 def parse_target(uri: str | None) -> tuple[str, str]:
     if uri is None:
         raise BackfillError("name the objects, s3://BUCKET/PREFIX, or --retry-failed JOB_ID")
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket:
-        raise BackfillError(f"expected s3://BUCKET/PREFIX, got {uri!r}")
-    return bucket, prefix
+    try:
+        place = storage.S3Location.parse(uri, what="the target", prefix=True)
+    except InvalidRequest as exc:
+        raise BackfillError(exc.message) from None
+    return place.bucket, place.key
+
+
+def _cannot(verb: str, bucket: str, prefix: str, exc: ClientError | ServiceError) -> BackfillError:
+    cause = exc if isinstance(exc, ClientError) else exc.__cause__
+    code = storage.error_code(cause) if isinstance(cause, ClientError) else ""
+    return BackfillError(f"cannot {verb} s3://{bucket}/{prefix} ({code}): check the name and permissions")
 
 
 def count_objects(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
-    """(objects, bytes) under the prefix, one page of up to 1000 keys at a time."""
+    """(objects, bytes) under the prefix (``storage.list_objects``: one page of up to 1000 keys at a time)."""
     objects = total = 0
     try:
         with tqdm(desc="listing", unit=" objects", file=sys.stderr) as progress:
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                contents = page.get("Contents", [])
-                objects += len(contents)
-                total += sum(item["Size"] for item in contents)
-                progress.update(len(contents))
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise BackfillError(f"cannot list s3://{bucket}/{prefix} ({code}): check the name and permissions") from exc
+            for stored in storage.list_objects(bucket, prefix, client=s3):
+                objects += 1
+                total += stored.size
+                progress.update(1)
+    except (ClientError, ServiceError) as exc:
+        raise _cannot("list", bucket, prefix, exc) from exc
     return objects, total
 
 
@@ -138,7 +145,6 @@ def worker_may_read(stack: Stack, bucket: str, prefix: str) -> None:
 def readable(s3: Any, bucket: str, prefix: str) -> None:
     """Fail before creating a job over a bucket that does not exist or that these credentials cannot list."""
     try:
-        s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise BackfillError(f"cannot read s3://{bucket}/{prefix} ({code}): check the name and permissions") from exc
+        next(storage.list_objects(bucket, prefix, client=s3), None)
+    except (ClientError, ServiceError) as exc:
+        raise _cannot("read", bucket, prefix, exc) from exc

@@ -1,5 +1,6 @@
-"""Retries of the jobs client's requests (``submit``): 429, 503 and the other 5xx answers are retried with capped
-exponential backoff, honouring ``Retry-After``, and each wait is announced on stderr.
+"""Retries of the jobs client's requests (``submit``): 429, 503 and the other 5xx answers are tried again by
+tenacity, after the server's ``Retry-After`` or else a capped exponential wait with jitter, each wait announced
+on stderr; when the tries run out the last answer is returned.
 
 The API throttles at a few requests a second across all routes (429 from API Gateway), answers 503 when it
 is busy, out of time or S3 is (``Retry-After`` says when to come back), and S3 itself answers 503
@@ -16,7 +17,10 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tqdm import tqdm
+
+from handler.core import storage
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -44,10 +48,13 @@ def _why(response: httpx.Response) -> str:
     try:
         code = str(response.json()["error"]["code"])
     except (ValueError, KeyError, TypeError):
-        text = response.text
-        if "<Code>" in text:
-            code = text.split("<Code>", 1)[1].split("</Code>", 1)[0]
+        s3_error = storage.xml_error(response.text)
+        code = s3_error[0] if s3_error else ""
     return f"{response.status_code} {code}".strip()
+
+
+def _retryable(response: httpx.Response) -> bool:
+    return response.status_code in RETRY_STATUSES
 
 
 @dataclass
@@ -70,12 +77,21 @@ class Backoff:
 
     def call(self, what: str, send: Callable[[], httpx.Response]) -> httpx.Response:
         """``send()``'s answer once it is not a retryable one, or the last one when the retries run out."""
-        attempt = 0
-        while True:
-            response = send()
-            if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
-                return response
-            wait = self.delay(attempt, response)
-            attempt += 1
-            self.say(f"{what}: {_why(response)}, retrying in {wait:.0f} s ({attempt} of {self.retries})")
-            self.sleep(wait)
+
+        def wait(state: RetryCallState) -> float:
+            return self.delay(state.attempt_number - 1, state.outcome.result())  # type: ignore[union-attr]
+
+        def announce(state: RetryCallState) -> None:
+            response = state.outcome.result()  # type: ignore[union-attr]
+            tries = f"({state.attempt_number} of {self.retries})"
+            self.say(f"{what}: {_why(response)}, retrying in {state.upcoming_sleep:.0f} s {tries}")
+
+        retrying = Retrying(
+            retry=retry_if_result(_retryable),
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait,
+            sleep=self.sleep,
+            before_sleep=announce,
+            retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+        )
+        return retrying(send)

@@ -26,7 +26,7 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from handler.core import storage
-from handler.core.errors import ServiceError
+from handler.core.errors import InvalidRequest, ServiceError
 from handler.engine import (
     Categories,
     NotAResult,
@@ -93,10 +93,11 @@ def documents(sources: Sequence[str]) -> Iterator[Document]:
     """Every result under each source, read one at a time: each ``.json`` whole, each ``.jsonl`` line by line."""
     for source in sources:
         if source.startswith("s3://"):
-            bucket, _, prefix = source.removeprefix("s3://").partition("/")
-            if not bucket:
-                raise ExportError(f"{source}: an S3 source looks like s3://bucket/prefix/")
-            for stored in storage.list_objects(bucket, prefix):
+            try:
+                place = storage.S3Location.parse(source, what="an S3 source", prefix=True)
+            except InvalidRequest as exc:
+                raise ExportError(exc.message) from None
+            for stored in storage.list_objects(place.bucket, place.key):
                 if stored.key.endswith(VIDEO_SUFFIX):
                     yield from _lines(stored.key, _s3_lines(stored))
                 elif stored.key.endswith(".json"):

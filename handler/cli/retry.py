@@ -17,6 +17,7 @@ import json
 from botocore.exceptions import ClientError
 
 from handler.cli.batch_jobs import BackfillError, Clients, JobPlace, Stack, create_lambda_job, user_arguments
+from handler.core import storage
 
 
 def failed_tasks(clients: Clients, place: JobPlace, job_id: str) -> list[tuple[str, str, str]]:
@@ -31,7 +32,7 @@ def failed_tasks(clients: Clients, place: JobPlace, job_id: str) -> list[tuple[s
                 rows = [row for row in csv.reader(io.StringIO(text)) if len(row) >= 2]
                 failed += [(row[0], row[1], row[2] if len(row) > 2 else "") for row in rows]
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = storage.error_code(exc)
         raise BackfillError(
             f"cannot read the report s3://{place.report_bucket}/{key} ({code}): has the job ended?"
         ) from exc

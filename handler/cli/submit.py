@@ -4,16 +4,14 @@ Per file: ``POST /jobs``, the file POSTed straight to S3 with the returned form 
 ``GET /jobs/{job_id}`` with backoff until done or failed (a result too large to inline is fetched from its
 ``result_url``), then ``<name.ext>.json`` (and ``<name.ext>.png`` with ``--overlay``) in the output folder, named
 as ``segment`` names them (``cli/naming.py``: never onto an input or, without ``--overwrite``, a file). Every
-request is retried on 429, 503 and other 5xx (``cli/backoff.py``). Failures are collected with their code and
-message, never fatal.
+request is retried on 429, 503 and other 5xx (``cli/backoff.py``, by tenacity). Failures are collected with their
+code and message, never fatal.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ from tqdm import tqdm
 from handler.cli.backoff import Backoff
 from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
+from handler.core import storage
 
 FIRST_POLL_S = 1.0
 MAX_POLL_S = 5.0
@@ -63,10 +62,10 @@ def _api_error(response: httpx.Response) -> JobFailed:
 
 def _s3_error(response: httpx.Response) -> JobFailed:
     """S3's XML error (``EntityTooLarge``, ``AccessDenied`` for an expired or violated policy, ...)."""
-    code, message = (re.search(f"<{tag}>([^<]*)</{tag}>", response.text) for tag in ("Code", "Message"))
-    if code is None:
+    error = storage.xml_error(response.text)
+    if error is None:
         return JobFailed(f"s3_{response.status_code}", response.text[:200])
-    return JobFailed(f"s3_{html.unescape(code[1])}", html.unescape(message[1]) if message else "")
+    return JobFailed(f"s3_{error[0]}", error[1])
 
 
 class JobsClient:

@@ -8,8 +8,10 @@ propagates unchanged: it is transient, and the caller lets Lambda retry.
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,15 +101,17 @@ class S3Location:
     key: str
 
     @classmethod
-    def parse(cls, uri: str) -> S3Location:
-        """``s3://bucket/key``; the key is taken verbatim (it may contain ``/``, ``?``, ``#``, spaces)."""
+    def parse(cls, uri: str, *, what: str = "s3_uri", prefix: bool = False) -> S3Location:
+        """The one ``s3://`` parser: ``s3://bucket/key`` (the key taken verbatim: it may contain ``/``, ``?``,
+        ``#``, spaces), or with ``prefix`` ``s3://bucket/prefix`` whose prefix may be empty. ``InvalidRequest``
+        names ``what`` (``s3_uri``, a command's argument) when ``uri`` is neither."""
         bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if not uri.startswith("s3://") or not bucket or not key:
+        if not uri.startswith("s3://") or not bucket or not (key or prefix):
             shown = uri if len(uri) <= 200 else f"{uri[:200]}..."  # an 8 MB string is not echoed back
-            raise InvalidRequest(f"s3_uri must look like s3://bucket/key, got {shown!r}")
+            raise InvalidRequest(f"{what} must look like s3://bucket/{'prefix' if prefix else 'key'}, got {shown!r}")
         if len(bucket) > MAX_BUCKET_CHARS or len(key.encode()) > MAX_KEY_BYTES:
             raise InvalidRequest(
-                f"s3_uri names no possible S3 object: buckets have at most {MAX_BUCKET_CHARS} characters, "
+                f"{what} names no possible S3 object: buckets have at most {MAX_BUCKET_CHARS} characters, "
                 f"keys at most {MAX_KEY_BYTES} bytes"
             )
         return cls(bucket=bucket, key=key)
@@ -134,12 +138,27 @@ def _permanent_errors(bucket: str, key: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         if code in MISSING_CODES:
             raise NotFound(f"s3://{bucket}/{key} does not exist (deleted before it could be read?)") from exc
         if code in DENIED_CODES:
             raise Forbidden(f"s3://{bucket}/{key} cannot be read ({code})") from exc
         raise
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code botocore read from an answer (``NoSuchBucket``, ``AccessDenied``), or ""."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def xml_error(text: str) -> tuple[str, str] | None:
+    """The one reader of S3's XML error body (``<Error><Code>SlowDown</Code><Message>...</Message></Error>``),
+    for answers that reach an HTTP client rather than botocore (presigned POSTs and GETs): (code, message),
+    or None when ``text`` is no such body."""
+    code, message = (re.search(f"<{tag}>([^<]*)</{tag}>", text) for tag in ("Code", "Message"))
+    if code is None:
+        return None
+    return html.unescape(code[1]), html.unescape(message[1]) if message else ""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -170,10 +189,11 @@ def head(bucket: str, key: str, version_id: str | None = None) -> StoredObject:
     )
 
 
-def list_objects(bucket: str, prefix: str) -> Iterator[StoredObject]:
-    """The objects under ``prefix``, in key order, one page (1,000 keys) at a time."""
+def list_objects(bucket: str, prefix: str, client: Any = None) -> Iterator[StoredObject]:
+    """The one S3 listing: the objects under ``prefix``, in key order, one page (1,000 keys) at a time, with
+    ``client`` (default: the service's). A missing bucket is ``NotFound``, a refusal ``Forbidden``."""
     with _permanent_errors(bucket, prefix):
-        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in (client or s3_client()).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield StoredObject(
                     bucket=bucket, key=item["Key"], size=item["Size"], etag=item["ETag"].strip('"'), version_id=None
