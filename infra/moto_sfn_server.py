@@ -14,6 +14,7 @@ This file imports only moto and the standard library: it runs outside our venv.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import urllib.error
@@ -21,6 +22,18 @@ import urllib.request
 from typing import Any
 
 INVOKE_TIMEOUT_S = 900  # Lambda's longest
+SHARED = ("backend", "executions")  # a state machine's links to the backend and its runs: never copied
+
+
+def clone_machine(self: Any, memo: dict[int, Any]) -> Any:
+    """Moto deep-copies the state machine at each StartExecution, and with it the backend it points to, which
+    after one Distributed Map holds its runs' locks (``TypeError: cannot pickle '_thread.RLock'``): every later
+    start answered 500. The definition and settings are copied; the backend and the runs are shared."""
+    clone = copy.copy(self)
+    memo[id(self)] = clone
+    for name, value in vars(self).items():
+        setattr(clone, name, value if name in SHARED else copy.deepcopy(value, memo))
+    return clone
 
 
 def forwarder(url: str) -> Any:
@@ -49,8 +62,10 @@ def main(port: str, forward_url: str) -> None:
     from moto.awslambda.models import LambdaBackend
     from moto.core.config import default_user_config
     from moto.server import main as serve
+    from moto.stepfunctions.models import StateMachine
 
     LambdaBackend.invoke = forwarder(forward_url)  # type: ignore[method-assign]
+    StateMachine.__deepcopy__ = clone_machine  # type: ignore[attr-defined]
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     serve(["-H", "127.0.0.1", "-p", port])
 

@@ -3,7 +3,8 @@
 The execution is named from the object's key and etag, so a repeated S3 event (at-least-once delivery,
 Lambda's retries) starts nothing new: Step Functions answers ``ExecutionAlreadyExists`` for a name it has
 seen with another input, and returns the running execution for the same input; moto's executor answers a
-500, so a name already taken is also recognised by describing it. A video over the byte limit, or arriving
+500. So the worker describes the execution first (one there: nothing to start), and a start that loses a race
+with a twin event is recognised by either answer. A video over the byte limit, or arriving
 where no state machine is configured, gets its error record at once: nothing is started.
 """
 
@@ -73,23 +74,25 @@ def start(stored: storage.StoredObject, settings: Settings) -> tuple[str, str]:
         return "error_record", jobstore.write_error(outputs, jobstore.source_of(stored), exc.code, exc.message)
     arn, name = settings.video_state_machine_arn, execution_name(stored)
     client = sfn_client()
+    execution = arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+    if _exists(client, execution):
+        logger.info("video execution already started", extra={"execution": execution, "key": stored.key})
+        return "already_started", execution
     try:
         started = client.start_execution(stateMachineArn=arn, name=name, input=json.dumps(video_of(stored)))
-    except ClientError as exc:
-        existing = _existing(client, arn, name, exc)
-        logger.info("video execution already started", extra={"execution": existing, "key": stored.key})
-        return "already_started", existing
+    except ClientError as exc:  # a twin event won the race: AWS says ExecutionAlreadyExists, moto a 500
+        if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists" and not _exists(client, execution):
+            raise
+        return "already_started", execution
     logger.info("video execution started", extra={"execution": started["executionArn"], "key": stored.key})
     return "started", str(started["executionArn"])
 
 
-def _existing(client: Any, arn: str, name: str, exc: ClientError) -> str:
-    """The execution already named ``name``; re-raises ``exc`` when there is none (a real failure)."""
-    execution = arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
-    if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-        return execution
+def _exists(client: Any, execution: str) -> bool:
     try:
         client.describe_execution(executionArn=execution)
-    except ClientError:
-        raise exc from None
-    return execution
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return False
+        raise
+    return True
