@@ -176,7 +176,8 @@ def _seed_json(segmented: SegmentedImage) -> Response:
         200: {
             "content": {"image/png": {}, "application/zip": {}},
             "description": "JSON; with format=png the overlay image; with format=cutouts a zip of one RGBA PNG per "
-            "object (NN-<class>.png, cut out of its box; cutouts=box: the box, opaque) and result.json",
+            "object (NN-<class>.png, framed by its mask's extent; cutouts=box: the box rounded outwards, opaque) and "
+            "result.json",
         },
         **ERROR_RESPONSES,
     },
