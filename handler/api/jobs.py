@@ -25,6 +25,7 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from handler import jobstore
+from handler.api import video_jobs
 from handler.api.deps import SegmenterDep, SettingsDep
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus
@@ -56,7 +57,7 @@ def content_type(request: JobRequest, name: str) -> str:
         return request.content_type
     suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
     guessed = EXTRA_IMAGE_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or ""
-    return guessed if guessed.startswith("image/") else "image/jpeg"
+    return guessed if guessed.startswith(("image/", "video/")) else "image/jpeg"
 
 
 def jobs_unavailable() -> JSONResponse:
@@ -87,10 +88,14 @@ def create_job(
     name = safe_name(request.filename)
     key = jobstore.upload_key(settings, job_id, name)
     pinned = {f"x-amz-meta-{option}": value for option, value in options.metadata().items()}
-    # Content-Type is a default the client may change, but only to another image/ type.
+    # Content-Type is a default the client may change, but only to another image/ type (video/ for a video).
+    kind = content_type(request, name)
+    video = video_jobs.is_video_type(kind)
     conditions = [["starts-with", "$Content-Type", "image/"], ["content-length-range", 1, settings.max_image_bytes]]
+    if video:
+        conditions = video_jobs.upload_conditions(settings)
     upload = storage.presigned_post(settings.jobs_bucket, key, pinned, conditions, settings.upload_expiry_s)
-    upload["fields"]["Content-Type"] = content_type(request, name)
+    upload["fields"]["Content-Type"] = kind
     now = time.time()
     record = {
         "key": key,
@@ -98,6 +103,8 @@ def create_job(
         "created_at": now,
         "expires_at": now + settings.upload_expiry_s,
     }
+    if video:
+        record["kind"] = video_jobs.KIND
     jobstore.write_record(settings, job_id, record)
     logger.info("job created", extra={"job": job_id[:8], "options": options.metadata()})
     return {
@@ -105,7 +112,7 @@ def create_job(
         "status": "waiting_for_upload",
         "upload": upload,
         "expires_in": settings.upload_expiry_s,
-        "max_bytes": settings.max_image_bytes,
+        "max_bytes": settings.video_max_bytes if video else settings.max_image_bytes,
         "status_url": f"/jobs/{job_id}",
     }
 
@@ -136,6 +143,8 @@ def job_status(job_id: str, settings: SettingsDep) -> Any:
             return {"job_id": job_id, "status": "waiting_for_upload"}
         message = "nothing was uploaded before the upload form expired; create a new job"
         return {"job_id": job_id, "status": "failed", "error": {"code": UploadExpired.code, "message": message}}
+    if record.get("kind") == video_jobs.KIND:
+        return video_jobs.outcome(job_id, record, upload, settings)
     return _outcome(job_id, record, upload, settings)
 
 

@@ -159,8 +159,9 @@ class JobRequest(RequestOptions):
     filename: str | None = Field(None, max_length=1024, description="the file's name; only [A-Za-z0-9._-] are kept")
     content_type: str | None = Field(
         None,
-        pattern=r"^image/[A-Za-z0-9.+-]+$",
-        description="default: guessed from filename, else image/jpeg (the service reads the bytes, not this)",
+        pattern=r"^(image|video)/[A-Za-z0-9.+-]+$",
+        description="default: guessed from filename, else image/jpeg (the service reads the bytes, not this); "
+        "a video/ type makes a video job (docs/video.md)",
     )
 
 
@@ -183,6 +184,13 @@ class CutoutLink(Strict):
     url: str = Field(description="a short-lived GET URL of the RGBA PNG")
 
 
+class VideoProgress(Strict):
+    frames_done: int
+    frames_total: int = Field(description="the container's frame count, as probed")
+    chunks_done: int
+    chunks: int
+
+
 class JobStatus(Strict):
     job_id: str
     status: Literal["waiting_for_upload", "processing", "done", "failed"]
@@ -198,3 +206,5 @@ class JobStatus(Strict):
         None, description="when done and cut-outs were asked for: one per object, in result order"
     )
     error: ErrorDetail | None = Field(None, description="when failed")
+    progress: VideoProgress | None = Field(None, description="a video job while processing: frames done of total")
+    video_url: str | None = Field(None, description="a video job when done: a short-lived GET URL of its overlay")

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import cv2
+import httpx
 import numpy as np
 import pytest
 from conftest import EVENTS, FakeLambdaContext
@@ -72,6 +73,14 @@ class Cloud:
         self.configure(self.machine)
         return self.machine
 
+    def create_job(self, client: Any, name: str) -> tuple[str, str]:
+        """``POST /jobs`` for a video: the job id and the key its presigned POST names."""
+        created = client.post("/jobs", json={"filename": name, "content_type": "video/mp4", "confidence": 0.3})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["upload"]["fields"]["Content-Type"] == "video/mp4"
+        return body["job_id"], body["upload"]["fields"]["key"]
+
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
         """Put the clip and deliver its S3 event to the worker, as S3 would; the worker's answer."""
         self.s3.put_object(
@@ -100,6 +109,17 @@ class Cloud:
             return self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         except self.s3.exceptions.NoSuchKey:
             return None
+
+
+@pytest.fixture
+def api(cloud: Cloud, client: Any) -> Iterator[Any]:
+    """The HTTP app with SEG_JOBS_BUCKET naming the test's bucket (served by the same moto server)."""
+    from handler.api import app
+
+    settings = get_settings()
+    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"jobs_bucket": BUCKET})
+    yield client
+    app.dependency_overrides.pop(get_settings, None)
 
 
 @pytest.fixture(scope="module")
@@ -171,25 +191,46 @@ def test_distributed_run_equals_the_local_command(cloud: Cloud, tmp_path: Path):
     assert tasks.count("probe") == 1 and tasks.count("chunk") == 3 and tasks.count("assemble") == 1
 
 
-def test_a_chunk_failing_every_retry_fails_the_run_and_writes_no_result(cloud: Cloud, tmp_path: Path):
+def test_a_chunk_failing_every_retry_fails_the_job_and_writes_no_result(cloud: Cloud, api: Any, tmp_path: Path):
     cloud.new_machine("video-broken")
+    job_id, key = cloud.create_job(api, "broken.mp4")
     cloud.failing["broken.mp4"] = 1
-    answer = cloud.upload("uploads/broken.mp4", make_clip(tmp_path / "broken.mp4").read_bytes())
+    answer = cloud.upload(key, make_clip(tmp_path / "broken.mp4").read_bytes())
     done = cloud.wait(answer["outputs"][0])
     assert done["status"] == "FAILED", done
-    assert cloud.read("results/broken.mp4.jsonl") is None and cloud.read("results/broken.mp4.webm") is None
-    record = json.loads(cloud.read("results/broken.mp4.error.json") or b"{}")
-    assert record["error"]["code"] == "video_failed"
-    assert "chunk 1 (frames 2 to frame 4)" in record["error"]["message"]
-    assert "corrupt_video: frames 2 to 4 cannot be decoded (injected fault)" in record["error"]["message"]
+    outputs = "results/" + key.removeprefix("uploads/")
+    assert cloud.read(outputs + ".jsonl") is None and cloud.read(outputs + ".webm") is None
+    job = api.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "failed" and job["error"]["code"] == "video_failed", job
+    assert "chunk 1 (frames 2 to frame 4)" in job["error"]["message"]
+    assert "corrupt_video: frames 2 to 4 cannot be decoded (injected fault)" in job["error"]["message"]
     attempts = [
         event
         for event in cloud.shim.invocations
-        if event.get("video_task") == "chunk"
-        and event["video"]["key"] == "uploads/broken.mp4"
-        and event["chunk"]["index"] == 1
+        if event.get("video_task") == "chunk" and event["video"]["key"] == key and event["chunk"]["index"] == 1
     ]
     assert len(attempts) == 3  # the first try and the definition's two retries
+
+
+def test_a_video_job_shows_progress_then_its_result_and_overlay(cloud: Cloud, api: Any, tmp_path: Path):
+    cloud.new_machine("video-job")
+    job_id, key = cloud.create_job(api, "clip.mp4")
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "waiting_for_upload"
+    execution = cloud.upload(key, make_clip(tmp_path / "clip.mp4").read_bytes())["outputs"][0]
+    seen: list[dict[str, Any]] = []
+    while cloud.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+        seen.append(api.get(f"/jobs/{job_id}").json())
+        time.sleep(0.3)
+    progress = [answer["progress"] for answer in seen if "progress" in answer]
+    assert all(answer["status"] == "processing" for answer in seen[:-1])
+    assert progress and all(step["frames_total"] == FRAMES and step["chunks"] == 3 for step in progress), seen
+    assert [step["frames_done"] for step in progress] == sorted(step["frames_done"] for step in progress)
+    job = api.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "done", job
+    lines = httpx.get(job["result_url"]).text.splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(FRAMES))
+    overlay = httpx.get(job["video_url"])
+    assert overlay.status_code == 200 and overlay.content[:4] == b"\x1a\x45\xdf\xa3"  # EBML: WebM
 
 
 def test_a_truncated_clip_is_refused_before_any_chunk(cloud: Cloud, tmp_path: Path):
