@@ -28,11 +28,14 @@ DOCS_CSP = {"/docs": PAGE_CSP.replace("img-src 'self' blob:", "img-src 'self' da
 
 @lru_cache(maxsize=8)
 def page_csp(jobs_origin: str | None) -> str:
-    """With jobs, the page also uploads to the jobs bucket's origin and shows the overlay from it."""
+    """With jobs, the page also uploads to the jobs bucket's origin and shows the overlay from it (a video's
+    overlay plays from it too: ``media-src``)."""
     if not jobs_origin:
         return PAGE_CSP
-    return PAGE_CSP.replace("img-src 'self' blob:", f"img-src 'self' blob: {jobs_origin}").replace(
-        "connect-src 'self'", f"connect-src 'self' {jobs_origin}"
+    return (
+        PAGE_CSP.replace("img-src 'self' blob:", f"img-src 'self' blob: {jobs_origin}")
+        .replace("connect-src 'self'", f"connect-src 'self' {jobs_origin}")
+        .replace("object-src 'none'", f"media-src 'self' {jobs_origin}; object-src 'none'")
     )
 
 

@@ -6,6 +6,7 @@
 import { showGallery } from "./gallery.js";
 import { createJob, upload, waitForJob } from "./jobs.js";
 import { readZip } from "./unzip.js";
+import { hideVideo, isVideo, segmentVideo, showVideo } from "./video.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -59,7 +60,8 @@ function showError(message) {
 function choose(file) {
   if (!file) return;
   chosen = file;
-  showUrl(preview, "preview", file);
+  if (isVideo(file)) preview.hidden = true;
+  else showUrl(preview, "preview", file);
   $("drop-text").textContent = `${file.name} (${Math.ceil(file.size / 1024)} KB)`;
   submit.disabled = false;
   showError("");
@@ -208,7 +210,16 @@ async function segment(event) {
   setStatus("Segmenting…");
   const confidence = slider.value;
   const cut = cutouts.checked ? { cutouts: "mask" } : {};
+  hideVideo();
   try {
+    if (isVideo(chosen)) {
+      if (!server.jobs) throw new Error("videos go through jobs, and this server has no jobs bucket (SEG_JOBS_BUCKET)");
+      $("result").hidden = true;
+      showVideo(await segmentVideo(chosen, { confidence: Number(confidence) }, { setStatus, setProgress }));
+      setStatus("");
+      setProgress(null);
+      return;
+    }
     const answer =
       route(chosen) === "job"
         ? await segmentAsJob({ masks: "none", overlay: true, confidence: Number(confidence), ...cut })

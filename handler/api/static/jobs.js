@@ -61,7 +61,7 @@ function s3Error(xhr) {
 
 export async function createJob(file, options, onWait = () => {}) {
   const body = { filename: file.name, ...options };
-  if (file.type.startsWith("image/")) body.content_type = file.type;
+  if (file.type.startsWith("image/") || file.type.startsWith("video/")) body.content_type = file.type;
   const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const response = await fetchRetrying("jobs", init, onWait);
   if (response.status !== 201) throw await serviceError(response);
@@ -87,14 +87,16 @@ export function upload(job, file, onProgress) {
 
 // A done job inlines its result only when small; a larger one is fetched from result_url (a presigned GET of
 // the stored JSON, from the jobs bucket).
+// A video job's result is JSON Lines (result_url) and its overlay a video (video_url): nothing to fetch here.
 async function withResult(state, onWait) {
-  if (state.result) return state;
+  if (state.result || state.video_url) return state;
   const response = await fetchRetrying(state.result_url, undefined, onWait);
   if (!response.ok) throw new JobError(`the result could not be fetched (${response.status})`);
   return { ...state, result: await response.json() };
 }
 
-// onStatus(status) after each poll; onWait(message) while a poll waits to be retried.
+// onStatus(status, state) after each poll (a video job's state has its progress); onWait(message) while a poll
+// waits to be retried.
 export async function waitForJob(job, onStatus, onWait = () => {}) {
   let delay = FIRST_POLL_MS;
   for (;;) {
@@ -103,7 +105,7 @@ export async function waitForJob(job, onStatus, onWait = () => {}) {
     const state = await response.json();
     if (state.status === "done") return withResult(state, onWait);
     if (state.status === "failed") throw new JobError(state.error.message);
-    onStatus(state.status);
+    onStatus(state.status, state);
     await sleep(delay);
     delay = Math.min(delay * 1.5, MAX_POLL_MS);
   }
