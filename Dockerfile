@@ -7,10 +7,12 @@
 #   PYTHON_IMAGE       base of every stage (python:3.11-slim; the podman smoke build passes a local stand-in)
 #   TORCH_INDEX_URL    where the CPU-only torch/torchvision wheels come from (PyTorch's CPU wheel index)
 #   REQUIRE_CPU_TORCH  1: the build fails if torch is a CUDA build or any nvidia-* package got installed
-#   MODEL_BACKBONE     resnet50 (default) or resnet101: which PixelLib model the image serves (docs/models.md)
-#   MODEL_SOURCE       weights file in the build context, copied in if present (else downloaded from MODEL_URL)
-#   MODEL_URL          PixelLib release 0.2.0's pointrend_<MODEL_BACKBONE>.pkl
-#   MODEL_SHA256       expected sha256 of the weights; empty: infra/model.sha256's line for pointrend_<MODEL_BACKBONE>.pkl.
+#   MODEL_BACKBONE     resnet50 (default) or resnet101: which PixelLib model the image serves (docs/models.md); the
+#                      model catalogue (handler/core/catalogue.py) names its release file, URL and pin line
+#   MODEL_SOURCE       a weights file in the build context to bake instead (empty: the release file from
+#                      .cache/models/ when present, else downloaded from MODEL_URL)
+#   MODEL_URL          empty: the catalogue's URL of the release file (PixelLib release 0.2.0)
+#   MODEL_SHA256       expected sha256 of the weights; empty: infra/model.sha256's line for the release file.
 #                      No pin at all, or a mismatch: the build fails.
 # Runs under Lambda (and `sam local invoke`, which mounts its emulator) as
 #   python -m awslambdaric handler.lambda_function.lambda_handler
@@ -60,15 +62,16 @@ sys.exit('${REQUIRE_CPU_TORCH}' == '1' and (cuda or torch.version.cuda) and 'CUD
 # model: the weights, from the build context if present, else downloaded; sha256 checked either way.
 FROM ${PYTHON_IMAGE} AS model
 ARG MODEL_BACKBONE
-ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_${MODEL_BACKBONE}.pkl
+ARG MODEL_URL=""
 ARG MODEL_SHA256=""
-ARG MODEL_SOURCE=.cache/models/pointrend_${MODEL_BACKBONE}.pkl
-# The bracket/star globs make infra/model.sha256 and the weights optional: bake_model.py always matches.
-COPY infra/bake_model.py infra/model.sha25[6] ${MODEL_SOURCE}* /build/
-RUN python /build/bake_model.py \
-        --source "/build/${MODEL_SOURCE##*/}" --pin-file /build/model.sha256 \
-        --url "${MODEL_URL}" --sha256 "${MODEL_SHA256}" \
-        --dest "/opt/model/pointrend_${MODEL_BACKBONE}.pkl" \
+ARG MODEL_SOURCE=""
+# The bracket globs make infra/model.sha256 and the weights optional (bake_model.py always matches); the
+# release file is whichever *_<backbone>.pkl the context holds, named by the catalogue, not here.
+COPY infra/bake_model.py handler/core/catalogue.py infra/model.sha25[6] .cache/models/*_${MODEL_BACKBONE}.pk[l] \
+     ${MODEL_SOURCE:-infra/bake_model.py} /build/
+RUN python /build/bake_model.py --backbone "${MODEL_BACKBONE}" \
+        --source "${MODEL_SOURCE:+/build/${MODEL_SOURCE##*/}}" --context /build --pin-file /build/model.sha256 \
+        --url "${MODEL_URL}" --sha256 "${MODEL_SHA256}" --dest-dir /opt/model \
     && rm -rf /build
 
 # ---------------------------------------------------------------------------------------------------
@@ -91,7 +94,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     LAMBDA_TASK_ROOT=/var/task \
     SEG_MODEL_BACKBONE=${MODEL_BACKBONE} \
-    SEG_MODEL_PATH=/opt/model/pointrend_${MODEL_BACKBONE}.pkl
+    SEG_MODEL_PATH=/opt/model/
 
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=model /opt/model /opt/model

@@ -4,7 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-MODEL := .cache/models/pointrend_resnet50.pkl
+BACKBONE ?= resnet50
+# The backbone's release file, from the model catalogue (handler/core/catalogue.py, standard library only).
+MODEL_FILE := $(shell python3 handler/core/catalogue.py $(BACKBONE) file)
+MODEL := .cache/models/$(MODEL_FILE)
 TEST_MODEL := .cache/models/test_model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -19,15 +22,15 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# The real weights: SEG_MODEL_PATH if set, else .cache/models/pointrend_resnet50.pkl, downloaded if missing.
+# The real weights: SEG_MODEL_PATH if set, else $(MODEL) (BACKBONE's release file), downloaded if missing.
 model: install
 	@if [ -n "$$SEG_MODEL_PATH" ]; then \
 	  test -f "$$SEG_MODEL_PATH" || { echo "SEG_MODEL_PATH=$$SEG_MODEL_PATH does not exist" >&2; exit 1; }; \
 	elif [ ! -f $(MODEL) ]; then \
-	  $(PY) -m handler fetch-model --dest $(MODEL) || { \
+	  $(PY) -m handler fetch-model --backbone $(BACKBONE) --dest $(MODEL) || { \
 	    echo >&2; \
 	    echo "make run needs the PointRend weights and could not download them (see above)." >&2; \
-	    echo "  - put pointrend_resnet50.pkl (PixelLib release 0.2.0) at $(MODEL), or" >&2; \
+	    echo "  - put $(MODEL_FILE) (PixelLib release 0.2.0) at $(MODEL), or" >&2; \
 	    echo "  - try the service on random test weights (finds almost nothing):" >&2; \
 	    echo "      make test-model && SEG_MODEL_PATH=$(TEST_MODEL) make run" >&2; \
 	    exit 1; }; \
@@ -82,7 +85,6 @@ soak: install
 	$(PY) bench/soak.py
 
 IMAGE ?= pointrend-lambda:latest
-BACKBONE ?= resnet50
 # Needs a Docker engine and the chosen model's sha256 pinned in infra/model.sha256 (BACKBONE=resnet101: X-101).
 image:
 	docker build --build-arg MODEL_BACKBONE=$(BACKBONE) -t $(IMAGE) .

@@ -24,8 +24,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
+import handler.api.video_jobs as video_jobs
 from handler import jobstore
-from handler.api import video_jobs
 from handler.api.deps import SegmenterDep, SettingsDep
 from handler.api.errors import error_response
 from handler.api.models import ERROR_RESPONSES, ErrorResponse, JobCreated, JobRequest, JobStatus

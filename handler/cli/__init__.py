@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import get_args
 
-from handler.core.settings import SHA256_PIN_FILE, Backbone, default_model_path
+from handler.core.catalogue import BACKBONES, CATALOGUE, weights
+from handler.core.settings import SHA256_PIN_FILE, default_model_path
 
-BACKBONE_NAMES: tuple[str, ...] = get_args(Backbone)
+BACKBONE_NAMES: tuple[str, ...] = BACKBONES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser(
         "fetch-model",
-        help="download pointrend_resnet50.pkl or pointrend_resnet101.pkl (PixelLib 0.2.0); check its sha256 against "
+        help=f"download {' or '.join(w.file for w in CATALOGUE.values())} (PixelLib 0.2.0); check its sha256 against "
         "its pin, or pin it if none",
     )
     fetch.add_argument(
         "--backbone", choices=BACKBONE_NAMES, default="resnet50", help="resnet101: PointRend X-101-32x8d-FPN"
     )
-    fetch.add_argument("--dest", type=Path, default=None, help="default: .cache/models/pointrend_<backbone>.pkl")
+    fetch.add_argument("--dest", type=Path, default=None, help="default: .cache/models/<the backbone's release file>")
     fetch.add_argument("--url", default=None, help="a mirror of the release file (default: PixelLib's GitHub)")
     fetch.add_argument(
         "--pin-file",
@@ -231,7 +231,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_fetch_model(args: argparse.Namespace) -> int:
     from handler.engine import ChecksumMismatch, DownloadError, fetch_model
 
-    name = f"pointrend_{args.backbone}.pkl"
+    name = weights(args.backbone).file
     args.dest = args.dest or default_model_path(args.backbone)
     try:
         fetched = fetch_model(args.dest, url=args.url, pin_file=args.pin_file, backbone=args.backbone)

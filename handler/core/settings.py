@@ -10,23 +10,22 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from handler.core.catalogue import DEFAULT_BACKBONE, Backbone, weights
 from handler.core.cpus import available_cpus
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = REPO_ROOT / ".cache" / "models" / "pointrend_resnet50.pkl"  # the default backbone's
+REPO_ROOT = Path(__file__).resolve().parents[2]  # handler/core/settings.py -> the checkout
+MODELS_DIR = REPO_ROOT / ".cache" / "models"
 # The weights' sha256 that the image build checks (``fetch-model`` writes it when absent).
 SHA256_PIN_FILE = REPO_ROOT / "infra" / "model.sha256"
 
 DetectionSpeed = Literal["normal", "fast", "rapid"]
 # Which side(s) lambda_function imports at init: each deployed function serves one (template.yaml sets it).
 Serves = Literal["all", "http", "s3"]
-# PixelLib's ``network_backbone`` names: resnet101 is PointRend's X-101-32x8d-FPN (docs/models.md).
-Backbone = Literal["resnet50", "resnet101"]
 
 
 def default_model_path(backbone: Backbone) -> Path:
     """Where ``fetch-model --backbone B`` puts PixelLib's release file, and where the service looks by default."""
-    return REPO_ROOT / ".cache" / "models" / f"pointrend_{backbone}.pkl"
+    return MODELS_DIR / weights(backbone).file
 
 
 def blank_is_none(value: object) -> object:
@@ -43,7 +42,10 @@ MAX_INLINE_RESULT_BYTES = 1024 * 1024
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEG_", extra="ignore")
 
-    model_path: Path = Field(DEFAULT_MODEL_PATH, description="PointRend weights (.pkl, PixelLib format)")
+    model_path: Path = Field(
+        default_model_path(DEFAULT_BACKBONE),
+        description="PointRend weights (.pkl, PixelLib format), or a folder holding the backbone's release file",
+    )
     model_sha256: str | None = Field(None, description="when set, the weights must have this sha256")
     model_backbone: Backbone = Field(
         "resnet50", description="PixelLib's network_backbone: resnet50 (R50-FPN) or resnet101 (X-101-32x8d-FPN)"
@@ -157,6 +159,8 @@ class Settings(BaseSettings):
     def _model_path_follows_backbone(self) -> Settings:
         if "model_path" not in self.model_fields_set:
             self.model_path = default_model_path(self.model_backbone)
+        elif self.model_path.is_dir():  # the image's /opt/model/: the catalogue names the file
+            self.model_path = self.model_path / weights(self.model_backbone).file
         return self
 
     @model_validator(mode="after")

@@ -1,9 +1,8 @@
 """Model weights: PixelLib's release files (download + checksum, a trust-on-first-use pin per file), and writing
 a weights file in that format (``save_weights``, used by ``test_models.py``).
 
-The pin file (``infra/model.sha256``) is in ``sha256sum``'s format, one line per release file
-(``<sha256>  pointrend_resnet50.pkl``, ``<sha256>  pointrend_resnet101.pkl``), so ``sha256sum -c`` checks it;
-a line with a hash alone (the single-model format before) pins ``pointrend_resnet50.pkl``.
+The release files, their URLs and their lines in the pin file (``infra/model.sha256``, ``sha256sum``'s format)
+are the catalogue's (``handler.core.catalogue``), which the image's bake step reads too.
 """
 
 from __future__ import annotations
@@ -19,20 +18,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from handler.core.catalogue import DEFAULT_BACKBONE, pinned_sha256, weights
 from handler.core.settings import SHA256_PIN_FILE, Backbone
 
-RELEASE_URL = "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/"
-DEFAULT_FILE = "pointrend_resnet50.pkl"
-MODEL_URL = RELEASE_URL + DEFAULT_FILE
-
-
-def release_file(backbone: Backbone) -> str:
-    """PixelLib release 0.2.0's file for a backbone: ``pointrend_resnet50.pkl`` or ``pointrend_resnet101.pkl``."""
-    return f"pointrend_{backbone}.pkl"
-
-
-def model_url(backbone: Backbone) -> str:
-    return RELEASE_URL + release_file(backbone)
+MODEL_URL = weights(DEFAULT_BACKBONE).url
 
 
 class DownloadError(Exception):
@@ -51,19 +40,6 @@ class Fetched:
     pinned_now: bool  # True: there was no pin, this download's sha256 was written (trust on first use)
 
 
-def pinned_sha256(pin_file: Path = SHA256_PIN_FILE, name: str = DEFAULT_FILE) -> str | None:
-    """The sha256 that ``pin_file`` pins for the release file ``name``, if any."""
-    try:
-        lines = pin_file.read_text().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in lines:
-        words = line.split()
-        if words and (words[1:] == [name] or words[1:] == [f"*{name}"] or (len(words) == 1 and name == DEFAULT_FILE)):
-            return words[0].lower()
-    return None
-
-
 def fetch_model(
     dest: Path,
     url: str | None = None,
@@ -73,13 +49,13 @@ def fetch_model(
 ) -> Fetched:
     """Download a backbone's release file and check it against its pin; with no pin for it yet, pin this
     download's sha256 (trust on first use: ``sam build`` needs a pin, and PixelLib publishes no checksum)."""
-    name = release_file(backbone)
-    pin = pinned_sha256(pin_file, name)
-    actual = download_model(dest, url=url or model_url(backbone), expected_sha256=pin, progress=progress)
+    release = weights(backbone)
+    pin = pinned_sha256(pin_file, backbone)
+    actual = download_model(dest, url=url or release.url, expected_sha256=pin, progress=progress)
     if pin is None:
         pin_file.parent.mkdir(parents=True, exist_ok=True)
-        with pin_file.open("a") as stream:  # sha256sum's format, one line per release file
-            stream.write(f"{actual}  {name}\n")
+        with pin_file.open("a") as stream:  # one line per release file
+            stream.write(release.pin_line(actual))
     return Fetched(dest, actual, pin_file, pinned_now=pin is None)
 
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.overrides import TorchFunctionMode
 
+from handler.core.catalogue import DEFAULT_BACKBONE, weights
 from handler.core.settings import Backbone, DetectionSpeed
 from handler.model.no_dynamo import import_torchvision
 
@@ -85,15 +86,15 @@ BACKBONES: dict[str, Path] = {
     "resnet50": PKG / "pointrend_rcnn_R_50_FPN_3x_coco.yaml",
     "resnet101": PKG / "pointrend_rcnn_X_101_32x8d_FPN_3x_coco.yaml",
 }
-MODEL_NAME = "pointrend_resnet50"  # the default model's name (file name without .pkl)
+MODEL_NAME = weights(DEFAULT_BACKBONE).name  # the default model's name (its release file's, without .pkl)
 
 # (shortest edge, longest edge cap) of the model input, per detection speed.
 SPEED_SIZES: dict[str, tuple[int, int]] = {"normal": (800, 1333), "fast": (400, 667), "rapid": (200, 333)}
 
 
 def model_name(backbone: Backbone) -> str:
-    """PixelLib's release file name without ``.pkl``: ``pointrend_resnet50`` or ``pointrend_resnet101``."""
-    return f"pointrend_{backbone}"
+    """The catalogue's name of the backbone's model (its release file's name without ``.pkl``)."""
+    return weights(backbone).name
 
 
 def build_config(detection_speed: DetectionSpeed = "normal", backbone: Backbone = "resnet50", num_classes: int = 80):

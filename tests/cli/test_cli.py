@@ -14,7 +14,8 @@ from conftest import IMAGES, REPO
 from PIL import Image
 
 from handler.cli import main
-from handler.model.files import DownloadError, download_model, model_url, pinned_sha256
+from handler.core.catalogue import pinned_sha256, weights
+from handler.model.files import DownloadError, download_model
 
 
 def test_segment_a_folder_with_one_bad_file(tmp_path, segmenter, capsys):
@@ -177,7 +178,7 @@ def test_fetch_model_without_a_pin_writes_one_and_says_so(tmp_path, file_server,
     assert main(["fetch-model", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]) == 0
     digest = hashlib.sha256(payload).hexdigest()
     assert pin.read_text() == f"{digest}  pointrend_resnet50.pkl\n"
-    assert pinned_sha256(pin) == digest and dest.read_bytes() == payload
+    assert pinned_sha256(pin, "resnet50") == digest and dest.read_bytes() == payload
     out = capsys.readouterr().out
     assert "TRUSTED ON FIRST USE" in out and str(pin) in out and "--pin-file" in out
 
@@ -195,7 +196,7 @@ def test_fetch_model_with_a_matching_pin_keeps_it(tmp_path, file_server, capsys)
 
 def test_fetch_model_resnet101_has_its_own_pin_line(tmp_path, file_server, capsys):
     """PixelLib release 0.2.0's X-101 file, pinned on first use beside the R50 pin, then checked against it."""
-    assert model_url("resnet101") == (
+    assert weights("resnet101").url == (
         "https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_resnet101.pkl"
     )
     url, payload = file_server
@@ -207,7 +208,7 @@ def test_fetch_model_resnet101_has_its_own_pin_line(tmp_path, file_server, capsy
     fetch = ["fetch-model", "--backbone", "resnet101", "--dest", str(dest), "--url", url, "--pin-file", str(pin)]
     assert main(fetch) == 0
     assert pin.read_text() == f"{r50_line}{digest}  pointrend_resnet101.pkl\n"
-    assert pinned_sha256(pin, "pointrend_resnet101.pkl") == digest and pinned_sha256(pin) == "a" * 64
+    assert pinned_sha256(pin, "resnet101") == digest and pinned_sha256(pin, "resnet50") == "a" * 64
     assert "TRUSTED ON FIRST USE" in capsys.readouterr().out
     assert main(fetch) == 0 and "matches the pin" in capsys.readouterr().out
     (tmp_path / "model.pkl").write_bytes(b"another file")  # the server now serves something else

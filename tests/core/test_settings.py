@@ -89,3 +89,15 @@ def test_nested_prefixes_stop_serve_and_the_lambda_init_naming_both(entry, test_
     assert "SEG_INPUT_PREFIX='results/in/'" in result.stderr and "SEG_OUTPUT_PREFIX='results/'" in result.stderr
     if entry == "serve":  # refused before uvicorn starts or the model loads: one line, no traceback
         assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_the_default_model_and_a_model_folder_follow_the_catalogue(tmp_path, monkeypatch):
+    """The checkout's .cache/models/ by default; a folder (the image's /opt/model/) holds the backbone's file."""
+    monkeypatch.delenv("SEG_MODEL_PATH", raising=False)
+    from handler.core.catalogue import weights
+    from handler.core.settings import MODELS_DIR, SHA256_PIN_FILE
+
+    assert MODELS_DIR == REPO / ".cache" / "models" and SHA256_PIN_FILE == REPO / "infra" / "model.sha256"
+    assert Settings(model_backbone="resnet101").model_path == MODELS_DIR / weights("resnet101").file
+    assert Settings(model_path=tmp_path).model_path == tmp_path / "pointrend_resnet50.pkl"
+    assert Settings(model_path=tmp_path, model_backbone="resnet101").model_path == tmp_path / "pointrend_resnet101.pkl"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from handler.core import catalogue
 from handler.core.settings import Settings
 from infra import bake_model, image_spec, sam_local_template
 from infra.rie import IMAGE_ENV
@@ -127,17 +128,15 @@ def test_dockerfile_installs_cpu_torch_then_the_requirements():
 
 def test_dockerfile_bakes_the_checked_model_and_points_caches_at_tmp():
     text = DOCKERFILE.read_text()
-    assert 'ARG MODEL_SHA256=""' in text
-    assert (
-        "ARG MODEL_URL=https://github.com/ayoolaolafenwa/PixelLib/releases/download/0.2.0/pointrend_${MODEL_BACKBONE}.pkl"
-        in text
-    )
+    assert 'ARG MODEL_SHA256=""' in text and 'ARG MODEL_URL=""' in text  # empty: the catalogue's URL
     assert "bake_model.py" in text and '--sha256 "${MODEL_SHA256}"' in text
+    # the release file is named by the model catalogue, which the bake step reads: never spelled here
+    assert "handler/core/catalogue.py" in text and "pointrend_" not in text
     final = final_stage(text)
     env = dict(re.findall(r"\b([A-Z_]+)=(\S+)", "".join(re.findall(r"(?ms)^ENV .*?[^\\]$", final))))
     assert re.search(r"(?m)^ARG MODEL_BACKBONE=resnet50$", text.split("FROM", 1)[0]), "one build arg, resnet50 default"
-    assert '--dest "/opt/model/pointrend_${MODEL_BACKBONE}.pkl"' in text
-    assert env["SEG_MODEL_PATH"] == "/opt/model/pointrend_${MODEL_BACKBONE}.pkl"
+    assert '--backbone "${MODEL_BACKBONE}"' in text and "--dest-dir /opt/model" in text
+    assert env["SEG_MODEL_PATH"] == "/opt/model/"  # a folder: settings take the backbone's release file in it
     assert env["SEG_MODEL_BACKBONE"] == "${MODEL_BACKBONE}" and re.search(r"(?m)^ARG MODEL_BACKBONE$", final)
     for name in ("HOME", "TORCH_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR"):
         assert env[name].startswith("/tmp"), name
@@ -461,44 +460,53 @@ def test_outputs(template):
 # --- infra/bake_model.py (the Dockerfile's model stage) -------------------------------------------
 
 
-def weights(tmp_path: Path, content: bytes = b"weights") -> tuple[Path, str]:
-    path = tmp_path / "pointrend_resnet50.pkl"
+def release_weights(tmp_path: Path, content: bytes = b"weights", backbone: str = "resnet50") -> tuple[Path, str]:
+    path = tmp_path / catalogue.weights(backbone).file
     path.write_bytes(content)
     return path, hashlib.sha256(content).hexdigest()
 
 
 def test_bake_copies_a_context_file_and_checks_it(tmp_path):
-    source, digest = weights(tmp_path)
-    dest = tmp_path / "out" / "model.pkl"
-    assert bake_model.bake(source, "https://unused.invalid/x", digest, None, dest) == digest
+    source, digest = release_weights(tmp_path)
+    out = tmp_path / "out"
+    assert bake_model.bake("resnet50", out, source=source, url="https://unused.invalid/x", sha256=digest) == digest
+    dest = out / catalogue.weights("resnet50").file
     assert dest.read_bytes() == b"weights" and (dest.stat().st_mode & 0o777) == 0o644
 
 
+def test_bake_takes_the_release_file_from_the_context_by_its_catalogue_name(tmp_path):
+    _, digest = release_weights(tmp_path, b"r101", "resnet101")
+    unused = "https://unused.invalid/x"
+    assert bake_model.bake("resnet101", tmp_path / "out", context=tmp_path, url=unused, sha256=digest) == digest
+    assert (tmp_path / "out" / "pointrend_resnet101.pkl").read_bytes() == b"r101"
+
+
 def test_bake_fails_on_mismatch_and_installs_nothing(tmp_path):
-    source, _ = weights(tmp_path)
-    dest = tmp_path / "out" / "model.pkl"
+    source, _ = release_weights(tmp_path)
+    out = tmp_path / "out"
     with pytest.raises(SystemExit, match="sha256 mismatch"):
-        bake_model.bake(source, "https://unused.invalid/x", "0" * 64, None, dest)
-    assert not dest.exists() and not list(dest.parent.iterdir())
+        bake_model.bake("resnet50", out, source=source, url="https://unused.invalid/x", sha256="0" * 64)
+    assert not list(out.iterdir())
 
 
 def test_bake_reads_the_pin_file_and_downloads_when_no_source(tmp_path):
-    remote, digest = weights(tmp_path)
+    remote, digest = release_weights(tmp_path)
     pin = tmp_path / "model.sha256"
     pin.write_text(f"{'1' * 64}  pointrend_resnet101.pkl\n{digest}  pointrend_resnet50.pkl\n")
-    dest = tmp_path / "out" / "pointrend_resnet50.pkl"
-    bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest)
-    assert dest.read_bytes() == b"weights"
+    out = tmp_path / "out"
+    bake_model.bake("resnet50", out, source=tmp_path / "absent.pkl", url=remote.as_uri(), pin_file=pin)
+    assert (out / "pointrend_resnet50.pkl").read_bytes() == b"weights"
     with pytest.raises(SystemExit, match="sha256 mismatch"):  # each release file has its own pin
-        bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest.with_name("pointrend_resnet101.pkl"))
-    with pytest.raises(SystemExit, match=r"no sha256 pin for model\.pkl"):
-        bake_model.bake(tmp_path / "absent.pkl", remote.as_uri(), "", pin, dest.with_name("model.pkl"))
+        bake_model.bake("resnet101", out, url=remote.as_uri(), pin_file=pin)
+    pin.write_text(f"{digest}  pointrend_resnet50.pkl\n")
+    with pytest.raises(SystemExit, match=r"no sha256 pin for pointrend_resnet101\.pkl"):
+        bake_model.bake("resnet101", out, url=remote.as_uri(), pin_file=pin)
 
 
 def test_bake_without_any_pin_fails(tmp_path):
-    source, _ = weights(tmp_path)
+    source, _ = release_weights(tmp_path)
     with pytest.raises(SystemExit, match="no sha256 pin"):
-        bake_model.bake(source, "https://unused.invalid/x", "", tmp_path / "missing.sha256", tmp_path / "o.pkl")
+        bake_model.bake("resnet50", tmp_path / "o", source=source, pin_file=tmp_path / "missing.sha256")
 
 
 def test_sam_local_template_runs_the_built_image_with_the_template_settings(tmp_path):
