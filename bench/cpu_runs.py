@@ -122,7 +122,11 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
             runs[label].append({"wall_s": wall, "objects": len(answer["boxes"]), **answer["timings_ms"]})
     report = {"cpus": available_cpus(), "torch_threads": torch.get_num_threads(), "init_s": init_s, "runs": runs}
     if spec.get("stages"):
+        from bench.stages import MATMUL_SIZE, matmul_flops_per_s
+
         report["stages"] = _model_stages(Path(spec["stages"]), spec["rounds"])
+        # The control: a float32 matmul on torch's threads, what the host's CPUs gave this process meanwhile.
+        report["stages"]["matmul (control)"] = 2 * MATMUL_SIZE**3 / matmul_flops_per_s()
     return report
 
 

@@ -13,7 +13,9 @@ sending API Gateway HTTP API events through ``lambda_handler``:
 - the worst model (``make-test-model --worst``: every box the whole image) on the 24 MP photo at confidence
   0: the per-object stage's worst case (paste, RLE of image-sized masks), and with ``format=png`` the overlay.
 
-Times are the best of ``--rounds`` (the machine is shared: the least disturbed run), all rounds printed. The
+Times are the best of ``--rounds`` (the machine is shared: the least disturbed run), all rounds printed. A
+float32 matmul on torch's threads in the same child is the control: its own scaling is what the host's CPUs
+gave at the time (a loaded host shows it well under 2). The
 last line is ``isa=<avx2|avx512> objects_scaling=<1 CPU / 2 CPUs, worst model, 24 MP per-object stage>
 model_scaling=<the same for the dense model's forward at 1333x800>``. Writes the ``cpu_scaling`` section
 of handler/core/measured.json.
@@ -51,6 +53,7 @@ def rows_of(dense: dict, worst: dict) -> list[tuple[str, float]]:
     best = {label: {key: min(run[key] for run in runs) for key in runs[0]} for label, runs in dense["runs"].items()}
     best |= {label: {key: min(run[key] for run in runs) for key in runs[0]} for label, runs in worst["runs"].items()}
     rows = [("init (import + model load)", dense["init_s"])]
+    rows += [("float32 2048x2048 matmul (control)", dense["stages"]["matmul (control)"])]
     rows += [(f"1333x800 dense: {name}", dense["stages"][name]) for name in STAGES]
     rows += [(f"1333x800 dense: {key}", best["dense-1333x800"][key] / 1000) for key in ("decode", "model", "masks")]
     rows += [("1333x800 dense: request", best["dense-1333x800"]["wall_s"])]
@@ -135,7 +138,7 @@ def merge(into: dict[str, dict], kind: str, report: dict) -> None:
         known["runs"][label].extend(runs)
     known["init_s"] = min(known["init_s"], report["init_s"])
     if report.get("stages"):
-        known["stages"] = {name: min(known["stages"][name], report["stages"][name]) for name in STAGES}
+        known["stages"] = {name: min(value, report["stages"][name]) for name, value in known["stages"].items()}
 
 
 if __name__ == "__main__":
