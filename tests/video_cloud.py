@@ -31,6 +31,7 @@ BUCKET = "video-distributed"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 WORKER = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:worker:live"
 FRAMES, CHUNK_FRAMES = 6, 2  # three chunks: [0, 2), [2, 4), [4, end)
+CLIP_FPS = 10.0
 CONFIDENCE = "0.3"  # the random test model finds a few objects a frame above it
 EXECUTION_TIMEOUT_S = 240
 
@@ -39,7 +40,7 @@ def make_clip(path: Path, frames: int = FRAMES) -> Path:
     """An MPEG-4 clip of a bright square crossing a textured background (OpenCV writes it: no shared files)."""
     rng = np.random.default_rng(7)
     background = rng.integers(0, 90, (120, 160, 3), dtype=np.uint8)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (160, 120))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), CLIP_FPS, (160, 120))
     for index in range(frames):
         frame = background.copy()
         cv2.rectangle(frame, (10 + 8 * index, 30), (60 + 8 * index, 90), (40, 200, 250), -1)
