@@ -1,11 +1,12 @@
-"""``python -m handler submit``: the client of the jobs flow, for images too large for one request.
+"""``python -m handler submit``: the client of the jobs flow, for images too large for one request, and videos.
 
 Per file: ``POST /jobs``, the file POSTed straight to S3 with the returned form fields (a progress bar),
 ``GET /jobs/{job_id}`` with backoff until done or failed (a result too large to inline is fetched from its
 ``result_url``), then ``<name.ext>.json`` (and ``<name.ext>.png`` with ``--overlay``) in the output folder, named
 as ``segment`` names them (``cli/naming.py``: never onto an input or, without ``--overwrite``, a file). Every
 request is retried on 429, 503 and other 5xx (``cli/backoff.py``, by tenacity). Failures are collected with their
-code and message, never fatal.
+code and message, never fatal. A video (by its suffix) becomes a video job: ``<name.ext>.jsonl`` and
+``<name.ext>.webm`` from its ``result_url`` and ``video_url``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from handler.cli.backoff import Backoff
 from handler.cli.naming import OutputPlan, OutputRefused
 from handler.cli.report import FilesReport
 from handler.core import storage
+from handler.core.errors import ImageTooLarge
+from handler.video import OVERLAY_SUFFIX, is_video
 
 FIRST_POLL_S = 1.0
 MAX_POLL_S = 5.0
@@ -88,7 +91,7 @@ class JobsClient:
     def upload(self, job: dict[str, Any], path: Path) -> None:
         size = path.stat().st_size
         if size > job["max_bytes"]:  # S3 would refuse it after the whole upload
-            raise JobFailed("image_too_large", f"the file is {size} bytes; the limit is {job['max_bytes']} bytes")
+            raise JobFailed(ImageTooLarge.code, f"the file is {size} bytes; the limit is {job['max_bytes']} bytes")
         upload = job["upload"]
 
         def send() -> httpx.Response:  # the file from its start again on each try
@@ -121,8 +124,9 @@ class JobsClient:
             delay = min(delay * BACKOFF, MAX_POLL_S)
 
     def with_result(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The done job with its ``result``: inlined when small, else fetched from ``result_url``."""
-        if "result" in state:
+        """The done job with its ``result``: inlined when small, else fetched from ``result_url``. A video job's
+        result (JSON Lines) is fetched by ``save_video``."""
+        if "result" in state or "video_url" in state:
             return state
         url = state["result_url"]
         response = self.backoff.call(f"result of job {state['job_id'][:8]}", lambda: self.client.get(url))
@@ -144,6 +148,22 @@ class JobsClient:
             written.append(overlay_path)
         return written
 
+    def save_video(self, state: dict[str, Any], path: Path, targets: Sequence[Path]) -> tuple[list[Path], int]:
+        """A video job's JSON Lines and overlay (``targets``: ``.jsonl``, ``.webm``); the written paths and the
+        objects counted over every frame."""
+        written = []
+        for url, target in ((state["result_url"], targets[0]), (state.get("video_url"), targets[-1])):
+            if not url:
+                continue
+            response = self.backoff.call(f"{target.suffix} of {path.name}", lambda url=url: self.client.get(url))
+            if response.status_code != 200:
+                raise _s3_error(response)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(response.content)
+            written.append(target)
+        objects = sum(len(json.loads(line)["track_ids"]) for line in targets[0].read_text().splitlines() if line)
+        return written, objects
+
 
 def submit_files(
     api: str,
@@ -162,11 +182,19 @@ def submit_files(
     with httpx.Client(timeout=REQUEST_TIMEOUT) as http:
         jobs = JobsClient(api, http, sleep)
         for path in tqdm(paths, unit="image", desc="submit"):
+            video = is_video(path)
             try:
-                targets = plan.targets(path, suffixes)  # before the upload: a refusal costs nothing
+                # before the upload: a refusal costs nothing
+                targets = plan.targets(path, (".jsonl", OVERLAY_SUFFIX) if video else suffixes)
                 job = jobs.create(path, options)
                 jobs.upload(job, path)
                 state = jobs.wait(job, timeout_s)
+                if video:  # a distributed run (docs/video.md): its JSON Lines and overlay video
+                    written, objects = jobs.save_video(state, path, targets)
+                    report.written += written
+                    report.objects += objects
+                    report.succeeded += 1
+                    continue
                 report.written += jobs.save(state, path, targets)
             except (JobFailed, OutputRefused) as exc:
                 report.failed[path] = str(exc)  # <code>: <message>

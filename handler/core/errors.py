@@ -60,6 +60,19 @@ class InvalidRequest(ServiceError):
     status = 422
 
 
+class NotAResult(InvalidRequest):
+    """A JSON document that is not one of this service's results (an error record, a job record, ...)."""
+
+    code = "not_a_result"
+
+
+class VideosDisabled(ServiceError):
+    """A video upload on a stack whose video state machine is off."""
+
+    code = "videos_disabled"
+    status = 422
+
+
 class Forbidden(ServiceError):
     code = "forbidden"
     status = 403

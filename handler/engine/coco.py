@@ -18,7 +18,7 @@ from typing import Any
 
 from pycocotools import mask as coco_mask
 
-from handler.core.errors import InvalidRequest
+from handler.core.errors import InvalidRequest, NotAResult
 from handler.engine.results import COCO_CATEGORY_IDS
 from handler.model import COCO_CLASS_NAMES
 
@@ -40,12 +40,6 @@ COCO_SUPERCATEGORY_RUNS = (
 COCO_SUPERCATEGORIES: tuple[str, ...] = tuple(
     name for name, count in COCO_SUPERCATEGORY_RUNS for name in repeat(name, count)
 )
-
-
-class NotAResult(InvalidRequest):
-    """A JSON document that is not one of this service's results (an error record, a job record, ...)."""
-
-    code = "not_a_result"
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,13 @@ from botocore.exceptions import ClientError
 
 from handler import jobstore
 from handler.core import storage
-from handler.core.errors import ServiceError, VideoTooLarge
+from handler.core.errors import ServiceError, VideosDisabled, VideoTooLarge
 from handler.core.logs import logger
 from handler.core.settings import Settings
 from handler.video import VIDEO_SUFFIXES
 
 VIDEO_TYPE = re.compile(r"video/[A-Za-z0-9.+-]+")
 MAX_NAME_CHARS = 80  # Step Functions' execution name limit
-
-
-class VideosDisabled(ServiceError):
-    code = "videos_disabled"
-    status = 422
 
 
 def is_video(stored: storage.StoredObject, content_type: str | None = None) -> bool:
