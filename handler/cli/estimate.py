@@ -3,7 +3,7 @@
 The per-image time and the init come from ``handler/core/measured.json`` (each figure with its bench, machine,
 instruction set and date): the "memory_sizes" section's seconds per image at the worker's MemorySize (between
 its rows, interpolated) when that bench has written it, else the "engine" section's (on 2 vCPUs, as Lambda at
-its default MemorySize); the init is the "init" section's worker figure (``bench/init.py``).
+its default MemorySize); the init likewise from the memory_sizes rows, else the "init" section's worker figure.
 Prices are AWS's published us-east-1 list prices (Lambda per GB-s and per request, S3 Standard requests,
 S3 Batch Operations per job and per object); each is a flag where they differ.
 """
@@ -25,42 +25,58 @@ BATCH_JOB_PRICE = 0.25
 BATCH_OBJECT_PRICE = 1.00 / 1e6
 
 
-def _rows(section: dict[str, Any]) -> dict[int, float]:
-    """MemorySize -> seconds per image, from ``{"seconds_per_image": {"3008": s, ...}}`` or from rows
-    ``[{"memory_mb": m, "seconds_per_image": s}, ...]`` under any key."""
-    per_size = section.get("seconds_per_image")
-    if isinstance(per_size, dict):
-        return {int(memory): float(seconds) for memory, seconds in per_size.items()}
+IMAGE = "1333x800"  # the photo size the estimate prices: the engine section's, a memory_sizes row's p50_s key
+
+
+def _rows(section: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """MemorySize -> {"seconds": per image, "init": seconds (when the row has it)}, from bench/memory_sizes.py's
+    rows (``{"memory_mb", "p50_s": {"1333x800": s, ...}, "init_s"}``) or rows with ``seconds_per_image``."""
     rows = [row for value in section.values() if isinstance(value, list) for row in value if isinstance(row, dict)]
-    keys = {"memory_mb", "seconds_per_image"}
-    return {int(row["memory_mb"]): float(row["seconds_per_image"]) for row in rows if keys <= row.keys()}
+    table: dict[int, dict[str, float]] = {}
+    for row in rows:
+        seconds = row.get("seconds_per_image", (row.get("p50_s") or {}).get(IMAGE))
+        if "memory_mb" in row and seconds is not None:
+            table[int(row["memory_mb"])] = {"seconds": float(seconds)}
+            if row.get("init_s") is not None:
+                table[int(row["memory_mb"])]["init"] = float(row["init_s"])
+    return table
+
+
+def _at(memory_mb: int, points: list[tuple[int, float]]) -> float:
+    """A duration at this MemorySize: a point's own, or between two points the rate (1/duration) interpolated
+    in MemorySize (Lambda's CPU share grows in proportion to it), or outside them the nearest point's."""
+    below = [point for point in points if point[0] <= memory_mb] or points[:1]
+    above = [point for point in points if point[0] >= memory_mb] or points[-1:]
+    (low, low_s), (high, high_s) = below[-1], above[0]
+    if high == low:
+        return low_s
+    return 1 / (1 / low_s + (1 / high_s - 1 / low_s) * (memory_mb - low) / (high - low))
+
+
+def _memory_sizes() -> dict[int, dict[str, float]]:
+    try:
+        return _rows(measured("memory_sizes"))
+    except MissingMeasurement:
+        return {}
 
 
 def measured_seconds_per_image(memory_mb: int) -> tuple[float, str]:
-    """Seconds per image at this MemorySize and where the figure comes from. From the memory_sizes rows: a
-    row's own, or between two rows the images per second interpolated in MemorySize (Lambda's CPU share grows
-    in proportion to it), or outside them the nearest row's; without that section, the engine's figure."""
-    try:
-        rows = sorted(_rows(measured("memory_sizes")).items())
-    except MissingMeasurement:
-        rows = []
+    """Seconds per image at this MemorySize and where the figure comes from: the memory_sizes rows when that
+    bench has written them, else the engine section's figure."""
+    rows = _memory_sizes()
     section = "memory_sizes" if rows else "engine"
     figures = measured(section)
     source = f"{figures['source'].split()[0]} on {figures['date']}, {MEASURED_NAME} {section!r}"
     if not rows:
         return float(figures["seconds_per_image"]), source
-    below = [row for row in rows if row[0] <= memory_mb] or rows[:1]
-    above = [row for row in rows if row[0] >= memory_mb] or rows[-1:]
-    (low, low_s), (high, high_s) = below[-1], above[0]
-    if high == low:
-        return low_s, source
-    rate = 1 / low_s + (1 / high_s - 1 / low_s) * (memory_mb - low) / (high - low)
-    return 1 / rate, source
+    return _at(memory_mb, sorted((size, row["seconds"]) for size, row in rows.items())), source
 
 
-def measured_init_seconds() -> float:
-    """One worker environment's init (imports and model load), counted once per environment."""
-    return float(measured("init")["worker_seconds"])
+def measured_init_seconds(memory_mb: int) -> float:
+    """One worker environment's init (imports and model load), counted once per environment: at this
+    MemorySize from the memory_sizes rows when they have it, else the init section's worker figure."""
+    inits = sorted((size, row["init"]) for size, row in _memory_sizes().items() if "init" in row)
+    return _at(memory_mb, inits) if inits else float(measured("init")["worker_seconds"])
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,7 @@ class Estimate:
     def wall_clock_seconds(self, concurrency: int) -> float:
         """Every copy busy from start to end, after one cold start each; Batch Operations' ramp-up not counted."""
         rounds = math.ceil(self.objects / concurrency) if self.objects else 0
-        return measured_init_seconds() + rounds * self.per_image
+        return measured_init_seconds(self.memory_mb) + rounds * self.per_image
 
     def lines(self, concurrencies: list[int]) -> list[str]:
         costs = self.costs()
