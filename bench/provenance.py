@@ -1,7 +1,7 @@
 """Where and when a bench ran, for the sections it writes to ``handler/core/measured.json``.
 
-    from provenance import record
-    record("init", {"worker_seconds": 2.5}, source="bench/init.py ...")
+from provenance import record
+record("init", {"worker_seconds": 2.5}, source="bench/init.py ...")
 """
 
 from __future__ import annotations
