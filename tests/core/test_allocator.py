@@ -3,10 +3,10 @@
 FastAPI runs the model on a worker thread for every HTTP request (Lambda and ``serve``). Without one malloc
 arena for the process, that thread's arena mmaps and unmaps the mask head's large buffers on every request:
 over a million minor page faults and seconds of system time per image with the dense model (100 objects).
-The cost is compared in CPU seconds of the whole process (user + system, all threads), which a loaded machine
-stretches far less than wall time, with one torch thread so that no OpenMP worker's spinning counts as
-work; both paths run in one fresh interpreter (tests/http_vs_engine.py). Without the one-arena rule the
-HTTP path costs over twice the engine's CPU time and takes over a million page faults per request.
+The test compares page faults per request, which count work rather than time (no host is too slow or too
+fast for it); both paths run in one fresh interpreter (tests/http_vs_engine.py). Without the one-arena rule
+the HTTP path takes over a million page faults per request. The time ratio is bench/engine.py's
+``http_vs_engine``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import sys
 
 from conftest import REPO
 
-HTTP_OVER_ENGINE_MAX = 1.2
 # Page faults the HTTP path may take beyond the engine's per request: 25,000 pages are 100 MB paged in
 # (with a thread's own arena it is over a million).
 EXTRA_FAULTS_MAX = 25_000
@@ -50,7 +49,5 @@ def test_http_request_costs_what_the_engine_costs(dense_model_path):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     engine, http = report["engine"], report["http"]
     assert {run["objects"] for run in engine + http} == {100}
-    engine_cpu, http_cpu = min(r["cpu_s"] for r in engine), min(r["cpu_s"] for r in http)
-    assert http_cpu <= HTTP_OVER_ENGINE_MAX * engine_cpu, report
     engine_faults, http_faults = max(r["minflt"] for r in engine), min(r["minflt"] for r in http)
     assert http_faults <= engine_faults + EXTRA_FAULTS_MAX, report

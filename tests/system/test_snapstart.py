@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -23,8 +22,6 @@ from handler.core import storage
 
 pytestmark = pytest.mark.slow
 
-# The first request after a restore may cost at most this much more than a warm one (issue 19).
-FIRST_AFTER_RESTORE_MAX_RATIO = 1.5
 WARM_REQUESTS = 3
 
 
@@ -168,10 +165,8 @@ def test_restore_lifecycle_with_http_and_s3_events(restored, bucket: str) -> Non
     ]
     assert names.count("Restores") == 1 and "ColdStart" not in names, names
 
-    # Primed before the snapshot: the first request after the restore costs about what a warm one costs.
-    warm_ms = statistics.median(invocation.ms for invocation in warm)
-    print(f"first after restore {first.ms:.0f} ms, warm median {warm_ms:.0f} ms, ratio {first.ms / warm_ms:.2f}")
-    assert first.ms <= FIRST_AFTER_RESTORE_MAX_RATIO * warm_ms, (first.ms, [item.ms for item in warm])
+    # How fast the first request after the restore runs is a benchmark's question (bench/init.py), not a test's:
+    # here the priming is proven by the hook's record above and by tests/core/test_snapstart_hooks.py.
 
 
 def test_a_failing_after_restore_hook_is_reported_to_restore_error(moto_endpoint: str, test_model_path: Path) -> None:
