@@ -54,7 +54,8 @@ class Cloud:
         self.shim, self.configure, self.machine = shim, configure, ""
         self.s3 = boto3.client("s3", endpoint_url=endpoint)
         self.sfn = boto3.client("stepfunctions", endpoint_url=endpoint)
-        self.failing: dict[str, int] = {}  # upload key -> the chunk whose every invocation fails
+        self.failing: dict[str, int] = {}
+        self.notified: set[str] = set()  # upload key -> the chunk whose every invocation fails
 
     def new_machine(self, name: str) -> str:
         """A state machine from the deployed file, named in the worker's settings. One per test: moto's executor
@@ -84,11 +85,16 @@ class Cloud:
         return self.notify(key)
 
     def notify(self, key: str) -> dict[str, Any]:
+        self.notified.add(key)
         event = json.loads((EVENTS / "s3-put.json").read_text(encoding="utf-8"))
         record = event["Records"][0]
         record["s3"]["bucket"]["name"] = BUCKET
         record["s3"]["object"] = {"key": key, "size": 1, "eTag": "", "sequencer": "0"}
         return self.shim.invoke(event)["objects"][0]
+
+    def started(self, listed: dict[str, Any]) -> bool:
+        """Whether a listed upload's event was delivered already (by ``notify``)."""
+        return listed["Key"] in self.notified
 
     def wait(self, execution: str) -> dict[str, Any]:
         deadline = time.monotonic() + EXECUTION_TIMEOUT_S

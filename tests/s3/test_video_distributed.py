@@ -8,6 +8,8 @@ and leaves an error record and no result; a truncated clip is refused before any
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,10 @@ from typing import Any
 import cv2
 import httpx
 import pytest
+import uvicorn
 from video_cloud import BUCKET, CONFIDENCE, FRAMES, Cloud, make_clip, running_cloud
 
+from handler.cli.submit import submit_files
 from handler.core.settings import get_settings
 from handler.engine import RequestOptions
 from handler.video import segment_video
@@ -134,3 +138,43 @@ def test_a_truncated_clip_is_refused_before_any_chunk(cloud: Cloud, tmp_path: Pa
         for event in cloud.shim.invocations
     )
     assert cloud.read("results/cut.mp4.jsonl") is None
+
+
+def test_submit_takes_a_video(cloud: Cloud, api: Any, tmp_path: Path):
+    """``python -m handler submit clip.mp4``: a video job, its JSON Lines and overlay saved beside the others'."""
+    from handler.api import app
+
+    cloud.new_machine("video-submit")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    clip = make_clip(tmp_path / "clip.mp4")
+    report: list[Any] = []
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        options = {"confidence": float(CONFIDENCE)}
+        client = threading.Thread(
+            target=lambda: report.append(submit_files(f"http://127.0.0.1:{port}", [clip], tmp_path / "out", options))
+        )
+        client.start()
+        deadline = time.monotonic() + 120
+        uploaded: list[dict[str, Any]] = []
+        while not uploaded and time.monotonic() < deadline:
+            listed = cloud.s3.list_objects_v2(Bucket=BUCKET, Prefix="uploads/jobs/").get("Contents", [])
+            uploaded = [item for item in listed if item["Key"].endswith("/clip.mp4") and not cloud.started(item)]
+            time.sleep(0.2)
+        assert uploaded, "submit uploaded nothing"
+        cloud.notify(uploaded[0]["Key"])  # the S3 trigger, in this process
+        client.join(timeout=300)
+    finally:
+        server.should_exit = True
+        serving.join(timeout=30)
+    (done,) = report
+    assert done.succeeded == 1 and not done.failed, done.failed
+    lines = (tmp_path / "out" / "clip.mp4.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(FRAMES))
+    assert (tmp_path / "out" / "clip.mp4.webm").read_bytes()[:4] == b"\x1a\x45\xdf\xa3"
