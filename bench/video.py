@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -29,11 +30,11 @@ from provenance import REPO, record
 from handler.engine import RequestOptions, get_segmenter
 from handler.video.assemble import assemble
 from handler.video.chunk import run_chunk
-from handler.video.plan import Chunk, chunk_length
+from handler.video.plan import Chunk, frames_within
 
 SIZES = ((640, 360), (1280, 720))
 SPEEDS = ("rapid", "normal")
-TIMED_FRAMES = 3  # after one warm-up frame
+TIMED_FRAMES = 2  # after one warm-up frame
 RSS_LENGTHS = (2, 8)
 CLIP_FRAMES, CLIP_FPS = 1800, 30  # the 1-minute phone clip of the cost table
 CONCURRENCY = (1, 2, 5, 10, 20, 50, 100)
@@ -105,9 +106,9 @@ def assembly_pace(clip: Path, lines: str) -> float:
     return took / done.frames * 1000
 
 
-def cost_table(pace: float, assembly_s_per_1000: float, speed: str) -> list[dict[str, float]]:
+def cost_table(pace: float, assembly_s_per_1000: float) -> list[dict[str, float]]:
     """A 1-minute 30 fps 1280x720 clip: chunks as the plan makes them, waves of MaxConcurrency children."""
-    length = chunk_length(1280, 720, speed, WORKER_TIMEOUT_S, 300)
+    length = frames_within(WORKER_TIMEOUT_S, pace, 300)
     chunks = math.ceil(CLIP_FRAMES / length)
     chunk_s = (length + 1) * pace  # the overlap frame again
     assembly_s = assembly_s_per_1000 * CLIP_FRAMES / 1000
@@ -127,11 +128,13 @@ def cost_table(pace: float, assembly_s_per_1000: float, speed: str) -> list[dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="record the video section of measured.json")
+    parser.add_argument("--force", action="store_true", help="write even from a host busier than its CPUs")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child)
         return
+    started_load = os.getloadavg()[0]
     table: dict[str, dict[str, float]] = {speed: {} for speed in SPEEDS}
     with tempfile.TemporaryDirectory() as folder:
         for width, height in SIZES:
@@ -149,13 +152,19 @@ def main() -> None:
         f"(ratio {rss[long] / rss[short]:.3f})"
     )
     print(f"assembly (640x360): {assembly:.1f} s per 1,000 frames")
-    rows = cost_table(table["normal"]["1280x720"], assembly, "normal")
+    rows = cost_table(table["normal"]["1280x720"], assembly)
     print("1-minute 30 fps 1280x720 clip, normal speed, 3008 MB worker:")
     print("| MaxConcurrency | chunks | wall s | USD |")
     for row in rows:
         print(f"| {row['max_concurrency']} | {row['chunks']} | {row['wall_s']} | {row['usd']} |")
+    load = max(started_load, os.getloadavg()[0])
+    print(f"load average {load:.1f} on {len(os.sched_getaffinity(0))} CPUs")
+    if args.write and load > len(os.sched_getaffinity(0)) and not args.force:
+        print("the host was busier than its CPUs: not written (--force writes anyway, with the load recorded)")
+        return
     if args.write:
         figures = {
+            "load_average": round(load, 1),
             "seconds_per_frame": table,
             "peak_rss_mb": {str(frames): round(value) for frames, value in rss.items()},
             "assembly_s_per_1000_frames": round(assembly, 2),

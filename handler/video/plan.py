@@ -41,12 +41,17 @@ def _pixels(size: str) -> int:
     return int(width) * int(height)
 
 
-def chunk_length(width: int, height: int, speed: str, timeout_s: float, cap: int) -> int:
-    """Frames per chunk: as many as fit in a third of ``timeout_s`` at the measured pace, at most ``cap``."""
-    pace = seconds_per_frame(width, height, speed)
+def frames_within(timeout_s: float, pace: float | None, cap: int) -> int:
+    """As many frames as fit in a third of ``timeout_s`` at ``pace`` seconds a frame (the overlap frame too), at
+    most ``cap``; ``cap`` when nothing was measured."""
     if pace is None or pace <= 0:
         return cap
-    return max(1, min(cap, int(timeout_s * TIMEOUT_SHARE / pace)))
+    return max(1, min(cap, int(timeout_s * TIMEOUT_SHARE / pace) - 1))
+
+
+def chunk_length(width: int, height: int, speed: str, timeout_s: float, cap: int) -> int:
+    """Frames per chunk at the measured pace for this size and speed (``frames_within``)."""
+    return frames_within(timeout_s, seconds_per_frame(width, height, speed), cap)
 
 
 @dataclass(frozen=True)
