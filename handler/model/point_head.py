@@ -5,10 +5,13 @@ Stock's ``StandardPointHead`` concatenates the 80 coarse mask logits, bilinearly
 input of each of its layers (3 hidden layers and the predictor), then keeps one class of the predictor's 80
 outputs. Each layer's product splits in two: ``W_fine @ x + W_coarse @ coarse(point)``, and bilinear
 sampling is linear: ``W_coarse @ sample(coarse_map, point) == sample(W_coarse @ coarse_map, point)``. So each
-layer's coarse term is made once per object on its 7x7 coarse map (49 cells instead of 784 points a step) and
-sampled at the points by one small matmul with the points' bilinear weights. With the predictor's one class
-that removes a third of the head's multiplications, and its concatenations. Same maths, summed in another
-order: the logits agree with stock's within float32 rounding (tests/model/test_point_head.py).
+layer's coarse term is made once per object on its 7x7 coarse map (49 cells instead of 784 points a step),
+and all layers' terms are sampled at the points by one ``grid_sample`` (PixelLib's ``point_sample``: four
+taps a point). The layers then run on the features as PixelLib's point pooler lays them out (channels, then
+objects and points): one (out, in) @ (in, objects x points) matmul a layer for all objects, no transposes,
+no concatenations. With the predictor's one class that removes a third of the head's multiplications. Same
+maths, summed in another order: the logits agree with stock's within float32 rounding
+(tests/model/test_point_head.py).
 """
 
 from __future__ import annotations
@@ -16,36 +19,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from handler.model.pixellib import StandardPointHead
 from handler.model.swap import UnsuitableModel
 
 
 class CoarseTerms(NamedTuple):
-    """Each layer's coarse term on the objects' coarse map cells: (R, cells, out) per hidden layer, and the
-    predicted class's (R, cells, 1); ``size`` is the map's (height, width)."""
+    """Each layer's coarse term on the objects' coarse map cells, (R, K, h, w): the hidden layers' outputs
+    stacked, then the predicted class's predictor output."""
 
-    hidden: list[torch.Tensor]
-    predictor: torch.Tensor
-    size: tuple[int, int]
-
-
-def bilinear_weights(point_coords: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(R, P, height x width): each point's weights on the map's cells, as ``grid_sample`` (bilinear, zero
-    padding, ``align_corners=False``) samples a ``height`` x ``width`` map at ``point_coords`` (R, P, 2) in
-    [0, 1]; taps outside the map weigh nothing."""
-    x = point_coords[..., 0] * width - 0.5
-    y = point_coords[..., 1] * height - 0.5
-    x0, y0 = x.floor(), y.floor()
-    fx, fy = x - x0, y - y0
-    weights = point_coords.new_zeros(*point_coords.shape[:2], height * width)
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            xi, yi = x0 + dx, y0 + dy
-            inside = (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
-            cell = yi.clamp(0, height - 1) * width + xi.clamp(0, width - 1)
-            weights.scatter_add_(2, cell.long().unsqueeze(2), (wx * wy * inside).unsqueeze(2))
-    return weights
+    maps: torch.Tensor
 
 
 class PredictedClassPointHead(torch.nn.Module):
@@ -65,39 +49,29 @@ class PredictedClassPointHead(torch.nn.Module):
         layers = [*head.fc_layers, head.predictor]
         coarse_channels = layers[1].in_channels - layers[0].out_channels
         with torch.no_grad():
-            for index, layer in enumerate(layers):
-                weight = layer.weight[:, :, 0]
-                fine, coarse = (
-                    weight[:, : weight.shape[1] - coarse_channels],
-                    weight[:, weight.shape[1] - coarse_channels :],
-                )
-                last = index == len(layers) - 1
-                # hidden layers multiply from the right ((points, in) @ (in, out)); the predictor picks rows
-                self.register_buffer(f"fine{index}", (fine if last else fine.t()).contiguous(), persistent=False)
-                self.register_buffer(f"coarse{index}", (coarse if last else coarse.t()).contiguous(), persistent=False)
-                self.register_buffer(f"bias{index}", layer.bias.detach().clone(), persistent=False)
+            weights = [layer.weight[:, :, 0] for layer in layers]  # (out, fine in + coarse in)
+            fine = [w[:, : w.shape[1] - coarse_channels].contiguous() for w in weights]
+            coarse = [w[:, w.shape[1] - coarse_channels :].contiguous() for w in weights]
+            biases = [layer.bias.detach().clone() for layer in layers]
+        # Non-persistent buffers: the state dict stays stock's (the stock head is kept beside this one).
+        for index, (f, b) in enumerate(zip(fine[:-1], biases[:-1], strict=True)):
+            self.register_buffer(f"fine{index}", f, persistent=False)
+            self.register_buffer(f"bias{index}", b, persistent=False)
+        self.register_buffer("hidden_coarse", torch.cat(coarse[:-1]), persistent=False)  # (3 x out, classes)
+        self.register_buffer("predictor_fine", fine[-1], persistent=False)  # (classes, fine channels)
+        self.register_buffer("predictor_coarse", coarse[-1], persistent=False)  # (classes, coarse channels)
+        self.register_buffer("predictor_bias", biases[-1], persistent=False)
         self.layers = len(layers)
         self.class_agnostic = head.predictor.out_channels == 1
 
     @property
-    def hidden(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Each hidden layer's (fine weight (in, out), coarse weight (classes, out), bias)."""
-        return [
-            (getattr(self, f"fine{i}"), getattr(self, f"coarse{i}"), getattr(self, f"bias{i}"))
-            for i in range(self.layers - 1)
-        ]
+    def hidden_fine(self) -> list[torch.Tensor]:
+        """Each hidden layer's weights on the fine-grained features: (out, in)."""
+        return [getattr(self, f"fine{index}") for index in range(self.layers - 1)]
 
     @property
-    def predictor_fine(self) -> torch.Tensor:  # (classes, fine channels)
-        return getattr(self, f"fine{self.layers - 1}")
-
-    @property
-    def predictor_coarse(self) -> torch.Tensor:  # (classes, coarse channels)
-        return getattr(self, f"coarse{self.layers - 1}")
-
-    @property
-    def predictor_bias(self) -> torch.Tensor:
-        return getattr(self, f"bias{self.layers - 1}")
+    def hidden_bias(self) -> list[torch.Tensor]:
+        return [getattr(self, f"bias{index}") for index in range(self.layers - 1)]
 
     def extra_repr(self) -> str:
         return f"layers={self.layers}, class_agnostic={self.class_agnostic}"
@@ -106,25 +80,34 @@ class PredictedClassPointHead(torch.nn.Module):
         return torch.zeros_like(classes) if self.class_agnostic else classes
 
     def project(self, coarse: torch.Tensor, classes: torch.Tensor) -> CoarseTerms:
-        """Every layer's coarse term on the cells of the objects' coarse mask logits ``coarse`` (R, 80, h, w)."""
+        """Every layer's coarse term on the cells of the objects' coarse mask logits ``coarse`` (R, 80, h, w):
+        the hidden layers' (R, outs, h, w) stacked, the predicted class's predictor row last."""
         count, channels, height, width = coarse.shape
-        cells = coarse.reshape(count, channels, height * width).transpose(1, 2)  # (R, cells, 80)
-        hidden = [torch.matmul(cells, coarse_weight) for _, coarse_weight, _ in self.hidden]
-        predictor = torch.bmm(cells, self.predictor_coarse[self._rows(classes)].unsqueeze(2))
-        return CoarseTerms(hidden, predictor, (height, width))
+        cells = coarse.reshape(count, channels, height * width)  # (R, 80, cells)
+        hidden = torch.matmul(self.hidden_coarse, cells)  # (R, 3 x 256, cells)
+        predictor = torch.bmm(self.predictor_coarse[self._rows(classes)].unsqueeze(1), cells)  # (R, 1, cells)
+        return CoarseTerms(torch.cat([hidden, predictor], 1).view(count, -1, height, width))
 
     def forward(
         self, fine: torch.Tensor, point_coords: torch.Tensor, terms: CoarseTerms, classes: torch.Tensor
     ) -> torch.Tensor:
         """The predicted class's logits (R, 1, P) at ``point_coords`` (R, P, 2; [0, 1] in each box) from the
         fine-grained features there (R, C, P) and the objects' ``project``-ed coarse terms."""
-        count, _, points = fine.shape
-        sampling = bilinear_weights(point_coords, *terms.size)  # (R, P, cells)
-        x = fine.permute(0, 2, 1).reshape(count * points, -1)
-        for (fine_weight, _, bias), coarse_term in zip(self.hidden, terms.hidden, strict=True):
-            pointwise = torch.baddbmm(bias, sampling, coarse_term).view(count * points, -1)
-            x = torch.addmm(pointwise, x, fine_weight).relu_()
+        count, channels, points = fine.shape
+        # Every layer's coarse term at the points at once: PixelLib's point_sample of the projected maps.
+        grid = 2.0 * point_coords.unsqueeze(2) - 1.0
+        pointwise = F.grid_sample(terms.maps, grid, mode="bilinear", align_corners=False).squeeze(3)  # (R, K, P)
+        # The features as (channels, objects x points): a view of what PixelLib's point pooler returns, so each
+        # layer is one (out, in) @ (in, R x P) matmul whose every column is computed alike whatever R is.
+        x, start = fine.transpose(0, 1).reshape(channels, count * points), 0
+        for fine_weight, bias in zip(self.hidden_fine, self.hidden_bias, strict=True):
+            end = start + fine_weight.shape[0]
+            y = torch.mm(fine_weight, x).view(-1, count, points)
+            y.add_(pointwise[:, start:end].transpose(0, 1)).add_(bias.view(-1, 1, 1)).relu_()
+            x, start = y.view(-1, count * points), end
         rows = self._rows(classes)
-        logits = torch.baddbmm(self.predictor_bias[rows].view(-1, 1, 1), sampling, terms.predictor)
-        logits = torch.baddbmm(logits, x.view(count, points, -1), self.predictor_fine[rows].unsqueeze(2))
-        return logits.transpose(1, 2)
+        logits = pointwise[:, start:] + self.predictor_bias[rows].view(-1, 1, 1)  # (R, 1, P)
+        features = x.view(-1, count, points)
+        for index, row in enumerate(self.predictor_fine[rows]):  # one vector-matrix product per object
+            logits[index, 0].add_(torch.mv(features[:, index].t(), row))
+        return logits

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from handler.model.pixellib import ShapeSpec, StandardPointHead, build_config, build_pointrend
-from handler.model.point_head import PredictedClassPointHead, bilinear_weights
+from handler.model.point_head import PredictedClassPointHead
 from handler.model.swap import UnsuitableModel
 
 OBJECTS, POINTS, CLASSES = 12, 784, 80
@@ -37,15 +37,6 @@ def stock_head() -> torch.nn.Module:
         head.predictor.weight.normal_(std=0.05)
         head.predictor.bias.normal_()
     return head
-
-
-def test_bilinear_weights_sample_as_grid_sample_does():
-    maps = torch.randn(OBJECTS, 5, 7, 7)
-    points = edge_points(OBJECTS)
-    weights = bilinear_weights(points, 7, 7)
-    assert torch.all(weights >= 0) and torch.all(weights.sum(2) <= 1 + 1e-6)
-    ours = torch.bmm(weights, maps.reshape(OBJECTS, 5, 49).transpose(1, 2)).transpose(1, 2)
-    assert torch.allclose(ours, sample(maps, points), rtol=0, atol=1e-5)
 
 
 def test_the_predicted_class_logits_are_stocks_within_float32_rounding(stock_head):
