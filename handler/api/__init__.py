@@ -6,7 +6,7 @@ May import ``handler.engine`` (the one path to the model) and the shared modules
 warm-up before a SnapStart snapshot.
 """
 
+from handler.api.app import app
 from handler.api.lambda_http import claims, handle, http_handler, prime
-from handler.api.routes import app
 
 __all__ = ["app", "claims", "handle", "http_handler", "prime"]

@@ -15,10 +15,10 @@ from mangum import Mangum
 from mangum.handlers import ALB, APIGateway, HTTPGateway
 from mangum.types import LambdaConfig, LambdaContext, LambdaEvent, Scope
 
+from handler.api.app import app
 from handler.api.deps import resolve
 from handler.api.errors import error_response
 from handler.api.page import security_headers
-from handler.api.routes import app
 from handler.core.errors import CodedError, MalformedEvent, ResponseTooLarge
 from handler.core.logs import logger
 from handler.core.settings import get_settings

@@ -28,14 +28,14 @@ from conftest import IMAGES, REPO, FakeLambdaContext
 from fastapi.testclient import TestClient
 from imaging import encode, gradient, multipart
 
-from handler.core import storage
 from handler.api import app
-from handler.api import routes as api
 from handler.api.page import STATIC_DIR
+from handler.core import storage
 from handler.core.errors import ModelFileError
+from handler.core.settings import Settings, get_settings
+from handler.engine import get_segmenter
 from handler.model import Segmenter, WeightsUnpickler, read_weights
 from handler.model.files import sha256_of
-from handler.core.settings import Settings, get_settings
 from infra import image_spec
 
 SMALL = encode(gradient(64, 48), "JPEG")
@@ -315,7 +315,7 @@ def test_an_unexpected_exception_is_answered_without_its_traceback(client: TestC
     def broken() -> None:
         raise RuntimeError("boom at /opt/secret/config.py with password=hunter2")
 
-    app.dependency_overrides[api.get_segmenter] = broken
+    app.dependency_overrides[get_segmenter] = broken
     try:
         response = client.post("/segment", content=SMALL, headers={"content-type": "image/jpeg"})
         answer = lambda_handler(http_event("POST", "/segment", SMALL, "image/jpeg"), FakeLambdaContext())
@@ -335,11 +335,11 @@ def test_an_unexpected_exception_is_answered_without_its_traceback(client: TestC
     assert logged and all(record.exc_info and record.exc_info[0] is RuntimeError for record in logged)
 
 
-def test_a_model_that_cannot_load_is_a_503_without_its_path(client: TestClient, monkeypatch) -> None:
+def test_a_model_that_cannot_load_is_a_503_without_its_path(client: TestClient, app_overrides) -> None:
     def unavailable() -> None:
         raise ModelFileError("model file /opt/ml/secret-weights.pkl has sha256 abc, expected def")
 
-    monkeypatch.setattr(api, "get_segmenter", unavailable)
+    app_overrides[get_segmenter] = unavailable
     response = client.get("/healthz")
     assert response.status_code == 503 and response.json()["error"]["code"] == "model_unavailable"
     assert_no_trace(response.text, "/opt/ml", "secret-weights", "sha256")

@@ -1,48 +1,27 @@
-"""The HTTP API: ``POST /segment``, ``POST /segmentapi`` (the ancestor's contract), ``GET /healthz``, the page.
-
-The same app runs under uvicorn (``python -m handler serve``) and in Lambda behind Mangum.
-"""
+"""``POST /segment`` and ``POST /segmentapi`` (the ancestor's contract): an image in, its result out (JSON, the
+overlay PNG, a zip of cut-outs, or the ancestor's six keys)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-import handler.api.errors as api_errors
-from handler import __version__
-from handler.api.deps import AdmissionDep, LoadedSegmenterDep, SegmenterDep, SettingsDep, resolve
-from handler.api.docs_pages import ASSETS_PATH as DOCS_ASSETS_PATH
-from handler.api.docs_pages import assets as docs_assets
-from handler.api.docs_pages import router as docs_router
-from handler.api.jobs import router as jobs_router
+from handler.api.deps import AdmissionDep, SegmenterDep, SettingsDep
 from handler.api.limits import binary_budget, ensure_fits, too_large
-from handler.api.models import (
-    ERROR_RESPONSES,
-    ErrorResponse,
-    HealthResponse,
-    SeedResponse,
-    SegmentJSONRequest,
-    SegmentQuery,
-    SegmentResponse,
-)
-from handler.api.openapi import model_openapi
-from handler.api.page import STATIC_DIR, SecurityHeaders, router
+from handler.api.models import ERROR_RESPONSES, SeedResponse, SegmentJSONRequest, SegmentQuery, SegmentResponse
 from handler.api.uploads import IMAGE_FIELD, ImageSource, image_source, multipart_image, read_allowed
 from handler.core import metrics
 from handler.core.deadline import LambdaContext
-from handler.core.errors import InvalidRequest, ModelUnavailable
+from handler.core.errors import InvalidRequest
 from handler.core.logs import logger
-from handler.core.settings import Settings, get_settings
+from handler.core.settings import Settings
 from handler.engine import (
     CutoutWriter,
     CutoutZip,
@@ -51,7 +30,6 @@ from handler.engine import (
     SegmentedImage,
     Segmenter,
     ZipTooLarge,
-    get_segmenter,
     segment_bytes,
 )
 
@@ -73,45 +51,7 @@ SEGMENT_BODY = {
 }
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Under uvicorn, load the model before the first request (Lambda loads it at import instead)."""
-    await run_in_threadpool(resolve, app, get_segmenter)
-    yield
-
-
-class LocalMetrics:
-    """With ``SEG_METRICS=true``, each request to the local server is a metrics scope (printed at its end);
-    in Lambda (Mangum puts ``aws.event`` in the scope) the whole invocation already is one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or "aws.event" in scope or not resolve(scope.get("app"), get_settings).metrics:
-            await self.app(scope, receive, send)
-            return
-        with metrics.scope():
-            await self.app(scope, receive, send)
-
-
-app = FastAPI(
-    title="PointRend instance segmentation",
-    version=__version__,
-    description='Errors are `{"error": {"code": ..., "message": ...}}`.',
-    lifespan=lifespan,
-    docs_url=None,  # served from the package by docs_pages, not from a CDN
-    redoc_url=None,
-)
-app.openapi = model_openapi(app)  # type: ignore[method-assign]  # the model's backbone and class names
-api_errors.install(app)
-app.add_middleware(SecurityHeaders)
-app.add_middleware(LocalMetrics)
-app.include_router(router)
-app.include_router(jobs_router)
-app.include_router(docs_router)
-app.mount(DOCS_ASSETS_PATH, docs_assets, name="docs-assets")  # under /static/, so before it
-app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+router = APIRouter()
 
 
 @dataclass(frozen=True)
@@ -169,7 +109,7 @@ def _seed_json(segmented: SegmentedImage) -> Response:
     return JSONResponse(segmented.result.to_seed_json())
 
 
-@app.post(
+@router.post(
     "/segment",
     response_model=SegmentResponse,
     responses={
@@ -216,7 +156,7 @@ async def segment(
         return await run_in_threadpool(admission.run, job, segmenter, settings)
 
 
-@app.post(
+@router.post(
     "/segmentapi",
     response_model=SeedResponse,
     responses=ERROR_RESPONSES,
@@ -239,34 +179,3 @@ async def segmentapi(
             Outputs(masks="none"),
         )
         return await run_in_threadpool(admission.run, job, segmenter, settings)
-
-
-@app.get(
-    "/healthz",
-    response_model=HealthResponse,
-    responses={503: {"model": ErrorResponse, "description": "the model cannot be loaded"}},
-)
-def healthz(settings: SettingsDep, segmenter: LoadedSegmenterDep) -> Any:
-    """Model loaded (name, backbone, classes, the weights file's sha256, load time), version, and the defaults
-    the page uses."""
-    if segmenter is None:
-        return api_errors.error_response(ModelUnavailable("the model cannot be loaded; see the logs"))
-    return {
-        "status": "ok",
-        "version": __version__,
-        "model": {
-            "loaded": True,
-            "name": segmenter.model_name,
-            "sha256": segmenter.model_sha256,
-            "load_ms": segmenter.load_ms,
-            "backbone": segmenter.backbone,
-            "classes": len(segmenter.class_names),
-            "class_names": list(segmenter.class_names),
-        },
-        "defaults": {
-            "confidence": settings.confidence,
-            "detection_speed": settings.detection_speed,
-            "max_image_bytes": settings.max_image_bytes,
-            "jobs": bool(settings.jobs_bucket),
-        },
-    }
