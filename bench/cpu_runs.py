@@ -3,8 +3,8 @@
 Each run is a fresh interpreter under ``taskset -c <cpus>`` that imports ``handler.lambda_function`` (Lambda's
 init, timed) with ``SEG_TORCH_THREADS`` unset, so the threads follow the CPUs as in a deployed function, then
 sends API Gateway HTTP API events (``POST /segment``, multipart, as bench/engine.py does) through
-``lambda_handler`` and prints one JSON line: the init's seconds, and per request its wall seconds and the
-answer's ``timings_ms`` (decode, model, masks, total).
+``lambda_handler`` and prints one JSON line: the init's seconds, and per request its wall seconds, the
+process's CPU seconds (all threads) and the answer's ``timings_ms`` (decode, model, masks, total).
 """
 
 from __future__ import annotations
@@ -113,13 +113,13 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         lambda_handler(next(iter(events.values())), BenchContext())
     for _ in range(spec["rounds"]):
         for label, event in events.items():
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             response = lambda_handler(event, BenchContext())
-            wall = time.perf_counter() - began
+            wall, cpu = time.perf_counter() - began, time.process_time() - cpu
             if response["statusCode"] != 200:
                 raise SystemExit(f"{label}: HTTP {response['statusCode']}: {response['body'][:500]}")
             answer = json.loads(response["body"])
-            runs[label].append({"wall_s": wall, "objects": len(answer["boxes"]), **answer["timings_ms"]})
+            runs[label].append({"wall_s": wall, "cpu_s": cpu, "objects": len(answer["boxes"]), **answer["timings_ms"]})
     report = {"cpus": available_cpus(), "torch_threads": torch.get_num_threads(), "init_s": init_s, "runs": runs}
     if spec.get("stages"):
         from bench.stages import MATMUL_SIZE, matmul_flops_per_s
