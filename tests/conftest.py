@@ -115,16 +115,15 @@ def settings(test_model_path):
 
 
 @pytest.fixture
-def configure(settings) -> Iterator[Callable[..., None]]:
-    """``configure(max_image_bytes=...)``: the app's settings for one test, through its dependency."""
-    from handler.api import app
+def configure(settings, app_overrides) -> Iterator[Callable[..., None]]:
+    """``configure(max_image_bytes=...)``: the app's settings for one test, through its dependency
+    (``app_overrides``, cleared after the test)."""
     from handler.core.settings import get_settings
 
     def override(**changes: Any) -> None:
-        app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=changes)
+        app_overrides[get_settings] = lambda: settings.model_copy(update=changes)
 
     yield override
-    app.dependency_overrides.clear()
 
 
 def read_event(name: str, **replace: str) -> Any:
@@ -176,11 +175,7 @@ def client(segmenter) -> Iterator[Any]:
 
 
 @pytest.fixture
-def jobs_bucket(bucket: str, settings: Any, client: Any) -> Iterator[str]:
+def jobs_bucket(bucket: str, configure: Any, client: Any) -> str:
     """A moto bucket that the app's settings name as SEG_JOBS_BUCKET, for this test."""
-    from handler.api import app
-    from handler.core.settings import get_settings
-
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update={"jobs_bucket": bucket})
-    yield bucket
-    app.dependency_overrides.clear()
+    configure(jobs_bucket=bucket)
+    return bucket

@@ -227,21 +227,20 @@ class SteppingContext(FakeLambdaContext):
         return self.answers[-1]
 
 
-def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(lambda_handler, worst_segmenter, monkeypatch):
+def test_boxes_as_large_as_the_image_end_in_a_503_before_the_deadline(
+    lambda_handler, worst_segmenter, monkeypatch, app_overrides, configure
+):
     """The up-front estimate cannot know the boxes: a model whose 80 boxes each cover a 24 MP photo passes it,
     then each object's mask is checked against the time left, so the answer is a clean 503 in time instead of
     Lambda's kill."""
     from events.make_http_events import http_api_v2, multipart
-    from handler.api import app
     from handler.core.deadline import TimeBudget
-    from handler.core.settings import get_settings
     from handler.engine import get_segmenter, pipeline
 
     budget = TimeBudget()
     monkeypatch.setattr(pipeline, "time_budget", budget)
-    monkeypatch.setitem(app.dependency_overrides, get_segmenter, lambda: worst_segmenter)
-    settings = get_settings().model_copy(update={"detection_speed": "normal"})  # where its boxes are largest
-    monkeypatch.setitem(app.dependency_overrides, get_settings, lambda: settings)
+    app_overrides[get_segmenter] = lambda: worst_segmenter
+    configure(detection_speed="normal")  # where its boxes are largest
     photo = io.BytesIO()
     Image.new("RGB", (6000, 4000), (90, 120, 150)).save(photo, "JPEG", quality=50)
     upload = multipart("image", "a.jpg", "image/jpeg", photo.getvalue())

@@ -24,7 +24,6 @@ from pycocotools import mask as coco_mask
 from s3_faults import TransientS3, s3_answers, s3_at
 
 import handler
-from handler.api import app
 from handler.api.admission import Admission, get_admission
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
 from handler.core import storage
@@ -333,17 +332,14 @@ def test_422_corrupt_image(client: TestClient) -> None:
     assert_error(client.post("/segment", **form(truncated)), 422, "corrupt_image")
 
 
-def test_503_when_too_many_requests_are_in_progress(client: TestClient) -> None:
+def test_503_when_too_many_requests_are_in_progress(client: TestClient, app_overrides) -> None:
     full = Admission(running=1, waiting=0)
-    app.dependency_overrides[get_admission] = lambda: full
-    try:
-        with full.admit():
-            response = client.post("/segment", **form(PHOTO))
-        assert_error(response, 503, "busy")
-        assert response.headers["retry-after"]
-        assert full.admitted == 0
-    finally:
-        app.dependency_overrides.clear()
+    app_overrides[get_admission] = lambda: full
+    with full.admit():
+        response = client.post("/segment", **form(PHOTO))
+    assert_error(response, 503, "busy")
+    assert response.headers["retry-after"]
+    assert full.admitted == 0
 
 
 def test_500_unexpected_error_is_generic_and_logged(client, configure, bucket, caplog) -> None:

@@ -11,9 +11,6 @@ import pytest
 from conftest import IMAGES
 from s3_faults import TransientS3, s3_at
 
-from handler.api import app
-from handler.core.settings import get_settings
-
 TRANSIENT = [(503, "SlowDown"), (500, "InternalError"), (503, "ServiceUnavailable"), (429, "TooManyRequests")]
 
 
@@ -24,12 +21,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def serving(client: Any, settings: Any, moto_endpoint: str) -> Any:
+def serving(client: Any, configure: Any, moto_endpoint: str) -> Any:
     """The app reading s3_uri from, and signing jobs for, the bucket "photos"."""
-    update = {"allow_s3_uri": True, "allowed_buckets": ["photos"], "jobs_bucket": "photos"}
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=update)
-    yield client
-    app.dependency_overrides.clear()
+    configure(allow_s3_uri=True, allowed_buckets=["photos"], jobs_bucket="photos")
+    return client
 
 
 def assert_retryable(response: Any) -> None:

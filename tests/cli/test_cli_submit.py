@@ -21,23 +21,20 @@ from conftest import IMAGES, FakeLambdaContext, read_event
 from flaky_http import Failure, Rule, flaky
 from PIL import Image
 
-from handler.core import storage
 from handler.api import app
 from handler.cli import main
 from handler.cli.backoff import Backoff, retry_after
 from handler.cli.submit import submit_files
-from handler.core.settings import get_settings
+from handler.core import storage
 
 PHOTO = IMAGES / "astronaut.jpg"
 EXAMPLE_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"
 
 
 @pytest.fixture
-def api(bucket: str, settings: Any, segmenter: Any) -> Iterator[str]:
+def api(bucket: str, configure: Any, segmenter: Any) -> Iterator[str]:
     """The FastAPI app under uvicorn on a free loopback port, jobs in ``bucket``, images up to 400 kB."""
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(
-        update={"jobs_bucket": bucket, "max_image_bytes": 400_000}
-    )
+    configure(jobs_bucket=bucket, max_image_bytes=400_000)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -53,7 +50,6 @@ def api(bucket: str, settings: Any, segmenter: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        app.dependency_overrides.clear()
 
 
 class S3Trigger:
@@ -171,11 +167,9 @@ def test_backoff_doubles_up_to_its_cap_with_jitter_and_reads_retry_after_dates()
 
 
 def test_submit_follows_result_url_when_the_result_is_not_inlined(
-    api: str, lambda_handler: Any, s3: Any, bucket: str, settings: Any, tmp_path: Path
+    api: str, lambda_handler: Any, s3: Any, bucket: str, configure: Any, tmp_path: Path
 ) -> None:
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(
-        update={"jobs_bucket": bucket, "max_image_bytes": 400_000, "inline_result_bytes": 0}
-    )
+    configure(jobs_bucket=bucket, max_image_bytes=400_000, inline_result_bytes=0)
     trigger = S3Trigger(lambda_handler, s3, bucket)
     report = submit_files(api, [PHOTO], tmp_path, {"confidence": 0}, sleep=trigger)
     assert report.succeeded == 1 and not report.failed

@@ -28,11 +28,10 @@ from conftest import IMAGES, REPO, FakeLambdaContext
 from fastapi.testclient import TestClient
 from imaging import encode, gradient, multipart
 
-from handler.api import app
 from handler.api.page import STATIC_DIR
 from handler.core import storage
 from handler.core.errors import ModelFileError
-from handler.core.settings import Settings, get_settings
+from handler.core.settings import Settings
 from handler.engine import get_segmenter
 from handler.model import Segmenter, WeightsUnpickler, read_weights
 from handler.model.files import sha256_of
@@ -112,17 +111,15 @@ def watching() -> Iterator[Watch]:
 
 
 @pytest.fixture
-def buckets(s3: Any, settings) -> Iterator[dict[str, str]]:
+def buckets(s3: Any, configure) -> Iterator[dict[str, str]]:
     """An allowed bucket and a private one beside it, each with the photo; only the first is allowed."""
     names = {"allowed": "security-allowed", "private": "security-private"}
     for name in names.values():
         s3.create_bucket(Bucket=name)
         for key in ("photo.jpg", "uploads/photo.jpg", "etc/passwd"):
             s3.put_object(Bucket=name, Key=key, Body=PHOTO)
-    allowed = {"allow_s3_uri": True, "allowed_buckets": [names["allowed"]]}
-    app.dependency_overrides[get_settings] = lambda: settings.model_copy(update=allowed)
+    configure(allow_s3_uri=True, allowed_buckets=[names["allowed"]])
     yield names
-    app.dependency_overrides.clear()
     for name in names.values():
         for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
             s3.delete_object(Bucket=name, Key=item["Key"])
@@ -311,16 +308,15 @@ def assert_no_trace(text: str, *secrets: str) -> None:
         assert needle not in text, text[:2000]
 
 
-def test_an_unexpected_exception_is_answered_without_its_traceback(client: TestClient, lambda_handler, caplog) -> None:
+def test_an_unexpected_exception_is_answered_without_its_traceback(
+    client: TestClient, lambda_handler, caplog, app_overrides
+) -> None:
     def broken() -> None:
         raise RuntimeError("boom at /opt/secret/config.py with password=hunter2")
 
-    app.dependency_overrides[get_segmenter] = broken
-    try:
-        response = client.post("/segment", content=SMALL, headers={"content-type": "image/jpeg"})
-        answer = lambda_handler(http_event("POST", "/segment", SMALL, "image/jpeg"), FakeLambdaContext())
-    finally:
-        app.dependency_overrides.clear()
+    app_overrides[get_segmenter] = broken
+    response = client.post("/segment", content=SMALL, headers={"content-type": "image/jpeg"})
+    answer = lambda_handler(http_event("POST", "/segment", SMALL, "image/jpeg"), FakeLambdaContext())
     for status, text, headers in (
         (response.status_code, response.text, response.headers),
         (answer["statusCode"], answer["body"], answer["headers"]),
