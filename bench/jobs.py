@@ -76,13 +76,13 @@ def main() -> None:
     import httpx
     import uvicorn
 
-    from handler.core import storage
     from handler.api import app
     from handler.cli.submit import JobsClient
+    from handler.core import storage
+    from handler.core.settings import get_settings
     from handler.engine import Outputs, segment_bytes
     from handler.lambda_function import lambda_handler
     from handler.model import get_segmenter
-    from handler.core.settings import get_settings
 
     image = Path(sys.argv[1]) if len(sys.argv) > 1 else photo_like(Path(tempfile.mkdtemp()) / "photo.jpg")
     s3 = storage.s3_client()

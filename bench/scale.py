@@ -145,10 +145,10 @@ def worker(megapixels: int) -> dict:
     """In a fresh process: load, warm up, run one image of ``megapixels`` through the stock-style path."""
     import numpy as np
 
+    from handler.core.settings import Settings
     from handler.engine import images, render
     from handler.engine.results import Segmentation
     from handler.model import MaskCrop, Segmenter
-    from handler.core.settings import Settings
 
     settings = Settings(model_path=MODELS["dense"], max_pixels=10**9, max_image_bytes=10**9, confidence=0.5)
     segmenter = Segmenter(settings)

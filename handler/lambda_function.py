@@ -13,11 +13,10 @@ from types import ModuleType
 from typing import Any
 
 from handler import snapstart
-
 from handler.core import metrics
-from handler.engine import get_segmenter
 from handler.core.logs import logger
 from handler.core.settings import Serves, get_settings
+from handler.engine import get_segmenter
 
 
 class UnclaimedEvent(ValueError):

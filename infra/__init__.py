@@ -1,1 +1,2 @@
-"""Deploy and emulation helpers: the image's model bake step and the local Lambda runtime driver (rie; ``python -m infra invoke``)."""
+"""Deploy and emulation helpers: the image's model bake step and the local Lambda runtime driver (rie;
+``python -m infra invoke``)."""

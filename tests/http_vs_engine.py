@@ -30,9 +30,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from events.make_http_events import http_api_v2, multipart
+    from handler.core.settings import get_settings
     from handler.engine import get_segmenter, segment_bytes
     from handler.lambda_function import lambda_handler  # the init phase: imports and the model
-    from handler.core.settings import get_settings
     from tests.conftest import FakeLambdaContext
 
     data = args.image.read_bytes()

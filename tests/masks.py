@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from pycocotools import mask as coco_mask
 
+from handler.core.settings import DetectionSpeed
 from handler.model import SPEED_SIZES, MaskCrop, Segmenter
 from handler.model.pixellib import Instances, T
-from handler.core.settings import DetectionSpeed
 
 
 def crop_of(mask: np.ndarray, margin: int = 1) -> MaskCrop:

@@ -11,8 +11,8 @@ import pytest
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 from conftest import IMAGES, FakeLambdaContext, read_event
 
-from handler.core import metrics, storage
 from handler.api.admission import get_admission
+from handler.core import metrics, storage
 from handler.s3 import ObjectsFailed
 
 BUCKET_IN_EVENTS = "pointrend-uploads-example"

@@ -26,9 +26,9 @@ from s3_faults import s3_answers
 
 from handler.core import storage
 from handler.core.errors import OutOfTime
+from handler.core.settings import Settings
 from handler.s3 import events as s3_events
 from handler.s3.objects import ObjectRef, output_key, skip_reason
-from handler.core.settings import Settings
 
 SAMPLE_BUCKET = "pointrend-uploads-example"
 SAMPLE_KEY = "uploads/astronaut.jpg"

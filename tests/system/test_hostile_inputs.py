@@ -33,10 +33,10 @@ from imaging import (
     png_header_only,
 )
 
-from handler.core import storage
 from handler.api import app
 from handler.api.admission import get_admission
 from handler.api.models import ErrorResponse, SegmentResponse
+from handler.core import storage
 from handler.core.settings import get_settings
 
 PHOTO = (IMAGES / "astronaut.jpg").read_bytes()

@@ -45,9 +45,8 @@ from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 
 from handler import jobstore
-
-from handler.core import storage
 from handler.api.models import ErrorResponse, HealthResponse, SeedResponse, SegmentResponse
+from handler.core import storage
 from handler.engine.results import SEED_KEYS
 from infra import image_spec, rie
 
