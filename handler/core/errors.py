@@ -180,26 +180,15 @@ class JobStalled(CodedError):
 
 
 class InvocationFailed(CodedError):
-    """The worker failed for good on an upload (the failure queue's record): each cause its own code."""
+    """The worker failed for good on an upload (the failure queue's record); the error record's code names the
+    cause: one of the codes below, ``code`` (every retry failed) when the record says no more."""
 
     code = "retries_exhausted"
     status = 500
-
-
-class WorkerBusy(InvocationFailed):
-    code = "worker_busy"
-
-
-class WorkerOutOfMemory(InvocationFailed):
-    code = "out_of_memory"
-
-
-class WorkerTimedOut(InvocationFailed):
-    code = "timed_out"
-
-
-class WorkerCrashed(InvocationFailed):
-    code = "worker_crashed"
+    WORKER_BUSY = "worker_busy"  # it could not start within the event's maximum age
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMED_OUT = "timed_out"
+    WORKER_CRASHED = "worker_crashed"  # the runtime stopped (Runtime.* errors)
 
 
 class RetryableError(CodedError):

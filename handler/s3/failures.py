@@ -27,13 +27,7 @@ from typing import Any
 
 from handler import jobstore
 from handler.core import metrics, storage
-from handler.core.errors import (
-    InvocationFailed,
-    WorkerBusy,
-    WorkerCrashed,
-    WorkerOutOfMemory,
-    WorkerTimedOut,
-)
+from handler.core.errors import InvocationFailed
 from handler.core.logs import logger
 from handler.core.settings import Settings
 from handler.s3.objects import ObjectRef, Processed, entry_point, outputs_of, skip_reason
@@ -80,22 +74,22 @@ def describe(record: dict[str, Any], settings: Settings) -> Failure:
             f"the worker could not start on the image within the {minutes} minutes an upload may wait (it was "
             f"busy: throttled, or its concurrency was used up){tried}: upload the image again later"
         )
-        return Failure(WorkerBusy.code, message, invocation)
+        return Failure(InvocationFailed.WORKER_BUSY, message, invocation)
     if error_type == "Runtime.OutOfMemory" or (error_type == "Runtime.ExitError" and "signal: killed" in detail):
         message = (
             "the image needed more memory than the worker function has: try a smaller image "
             f"(fewer pixels) or raise WorkerMemorySize{tried}"
         )
-        return Failure(WorkerOutOfMemory.code, message, invocation)
+        return Failure(InvocationFailed.OUT_OF_MEMORY, message, invocation)
     if error_type == "Sandbox.Timedout" or "Task timed out" in detail:
         message = (
             f"segmenting the image took longer than the worker's timeout ({settings.worker_timeout_s} s): "
             f"try a smaller image or raise WorkerTimeout{tried}"
         )
-        return Failure(WorkerTimedOut.code, message, invocation)
+        return Failure(InvocationFailed.TIMED_OUT, message, invocation)
     if error_type.startswith("Runtime."):
         message = f"the worker process stopped while segmenting the image ({error_type}: {detail}){tried}"
-        return Failure(WorkerCrashed.code, message, invocation)
+        return Failure(InvocationFailed.WORKER_CRASHED, message, invocation)
     what = f"{error_type}: {detail}" if error_type else detail or "no error message"
     message = (
         f"the worker failed on every attempt ({what}){tried}: upload the image again later, and tell the "
