@@ -3,7 +3,8 @@ Segmenter that runs it.
 
 Knows no transport (no HTTP, no S3) and nothing of how results are encoded: RGB array in, ``Detections`` out
 (boxes, scores, classes; each mask pasted inside its box when asked for, one at a time).
-May import only ``handler.core.settings``, ``handler.core.errors`` and ``handler.core.allocator``.
+May import only ``handler.core.settings``, ``handler.core.catalogue``, ``handler.core.errors`` and
+``handler.core.allocator``.
 """
 
 from handler.model.checkpoint import Checkpoint, WeightsUnpickler, load_weights, read_checkpoint, read_weights
