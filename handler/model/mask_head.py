@@ -76,7 +76,8 @@ class PredictedClassMaskHead(PointRendMaskHead):
     def forward(self, features: dict[str, torch.Tensor], instances: list) -> object:
         if self.training:
             return super().forward(features, instances)
-        features = {name: value.contiguous(memory_format=torch.channels_last) for name, value in features.items()}
+        used = {*self.roi_pooler_in_features, *self.mask_point_in_features}  # p2 (PixelLib's config)
+        features = {name: features[name].contiguous(memory_format=torch.channels_last) for name in used}
         boxes = [image.pred_boxes for image in instances]
         coarse = self.coarse_head(self._roi_pooler(features, boxes))
         # Each object's points are its own, so batches give the same logits as one pass.
