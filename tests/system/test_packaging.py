@@ -321,6 +321,10 @@ def test_least_privilege_policies_without_circular_dependency(template, function
     assert all(s["Effect"] == "Allow" for s in statements(worker))
     by_sid = {s["Sid"]: (s["Action"], s["Resource"]) for s in statements(worker)}
     backfill = "arn:${AWS::Partition}:s3:::${BackfillBucket}"
+    video_machine = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-video"
+    video_executions = (
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-video:*"
+    )
     # Reads may name a version (Batch Operations); deletes (an earlier attempt's outputs beside the latest
     # outcome) only results and overlays under the output prefix, never a job record or anything else.
     outputs = [{"Fn::Sub": arn + "/${OutputPrefix}*.json"}, {"Fn::Sub": arn + "/${OutputPrefix}*.png"}]
@@ -336,6 +340,14 @@ def test_least_privilege_policies_without_circular_dependency(template, function
         "ReadBackfillPrefix": (["s3:GetObject", "s3:GetObjectVersion"], {"Fn::Sub": backfill + "/${BackfillPrefix}*"}),
         "WriteBackfillOutputPrefix": ("s3:PutObject", {"Fn::Sub": backfill + "/${OutputPrefix}*"}),
         "ReplaceBackfillOutputs": ("s3:DeleteObject", backfill_outputs),
+        # Video: the runs' plan, chunks and error records under the output prefix, and the one state machine,
+        # named (not referenced: a Ref of it from the worker it invokes would be a cycle).
+        "ReadVideoRuns": (
+            "s3:GetObject",
+            [{"Fn::Sub": arn + "/${OutputPrefix}*.video/*"}, {"Fn::Sub": arn + "/${OutputPrefix}*.error.json"}],
+        ),
+        "StartVideoExecutions": ("states:StartExecution", {"Fn::Sub": video_machine}),
+        "SeeVideoExecutions": ("states:DescribeExecution", {"Fn::Sub": video_executions}),
     }
     conditional = [s["Fn::If"][0] for policy in worker["Policies"] for s in policy["Statement"] if "Fn::If" in s]
     assert conditional == ["HasBackfillBucket"] * 3, "no backfill bucket, no grant"
