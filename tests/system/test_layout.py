@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 HANDLER = REPO / "handler"
-PARTS = ("api", "s3", "engine", "model", "cli", "core")
+PARTS = ("api", "s3", "engine", "model", "cli", "core", "video")
 MAX_FLAT_MODULES = 10
 # What each part must never import (transport stays out of model/ and engine/; api/ and s3/ stay apart).
 # One path to the model: api/, s3/ and cli/ reach it through handler.engine, never handler.model.
@@ -20,6 +20,17 @@ FORBIDDEN = {
     "s3": ("handler.api", "handler.cli", "handler.lambda_function", "handler.model", "fastapi", "mangum"),
     "cli": ("handler.api", "handler.s3", "handler.model"),
     "engine": ("handler.api", "handler.s3", "handler.cli", "handler.core.storage", "fastapi", "mangum", "boto3"),
+    "video": (
+        "handler.api",
+        "handler.s3",
+        "handler.cli",
+        "handler.lambda_function",
+        "handler.model",
+        "handler.core.storage",
+        "fastapi",
+        "mangum",
+        "boto3",
+    ),
     "model": (
         "handler.api",
         "handler.s3",
