@@ -32,9 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser(
         "segment",
-        help="segment image files, writing <name.ext>.json / <name.ext>.png (never over an input or an existing file)",
+        help="segment image and video files, writing <name.ext>.json / <name.ext>.png, or for a video "
+        "<name.ext>.jsonl / <name.ext>.webm (never over an input or an existing file)",
     )
-    segment.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    segment.add_argument("images", nargs="+", type=Path, metavar="FILE", help="images and videos (MP4, MOV, WebM, AVI)")
     segment.add_argument(
         "--out",
         type=Path,
