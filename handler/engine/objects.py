@@ -7,7 +7,9 @@ that: an RLE string (``rle.RleMasks``), polygons (``results.PolygonMasks``), pai
 (``overlay.OverlayDrawer``), or a PNG file in a zip. Add one by passing it in ``Outputs.consumers``.
 
 With more than one CPU (``encode_in_parallel``) objects are pasted on a pool of threads, one object per thread
-at a time, and at most one object per thread is alive (pasted, in work or waiting for its turn). A consumer
+at a time, and at most one object's mask per thread is alive (pasted, in work or waiting for its turn; what
+waits holds no mask when every consumer is split and none ``keeps_mask``, then a free worker never idles
+behind a slower one). A consumer
 that splits its work (``SplitConsumer``: ``prepare`` on the worker, ``commit`` in object order on the calling
 thread) runs its heavy part in parallel; any other gets ``add`` in object order on the calling thread. Either
 way each consumer sees the objects in order and the results are those of one object after another.
@@ -15,9 +17,8 @@ way each consumer sees the objects in order and the results are those of one obj
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,6 +55,10 @@ class SplitConsumer(Protocol):
 
     def commit(self, index: int, prepared: Any) -> None:
         """On the calling thread, in object order."""
+
+    # Optional, True when absent: whether ``prepare``'s result may hold the mask (or its size in pixels). When no
+    # consumer's does, finished objects may wait for their turn without counting against the memory rule.
+    # keeps_mask: bool
 
 
 @dataclass(frozen=True)
@@ -149,20 +154,32 @@ def _commit(consumers: list[ObjectConsumer], split: list[bool], position: int, p
 
 
 def _run_pool(tasks: ObjectTasks, consumers: list[ObjectConsumer], split: list[bool], count: int, threads: int) -> None:
-    """At most ``threads`` objects in flight (pasted or being pasted, waiting for their turn or committed):
-    the oldest is committed before another starts."""
+    """Each free worker starts the next object at once (its deadline check then); finished objects wait for
+    their turn and are committed in object order. When what waits holds no mask (every consumer split and none
+    ``keeps_mask``), up to ``threads`` more objects' prepared results may wait: no worker idles behind a slower
+    one. Otherwise at most ``threads`` objects are in flight, in work or waiting, as with masks in hand."""
+    small = all(split) and not any(getattr(consumer, "keeps_mask", True) for consumer in consumers)
+    window = 2 * threads if small else threads
     pool = ThreadPoolExecutor(max_workers=min(threads, count), thread_name_prefix="objects")
-    pending: deque[Future[list[Any]]] = deque()
-    committed = 0
+    running: dict[Future[list[Any]], int] = {}
+    finished: dict[int, list[Any]] = {}
+    started = committed = 0
     try:
-        for position in range(count):
-            while len(pending) >= threads:
-                _commit(consumers, split, committed, pending.popleft().result())
+        while committed < count:
+            while started < count and len(running) < threads and len(running) + len(finished) < window:
+                tasks.before(started, committed)
+                running[pool.submit(_work, tasks, consumers, split, started)] = started
+                started += 1
+            _collect(running, finished)
+            while committed in finished:
+                _commit(consumers, split, committed, finished.pop(committed))
                 committed += 1
-            tasks.before(position, committed)
-            pending.append(pool.submit(_work, tasks, consumers, split, position))
-        while pending:
-            _commit(consumers, split, committed, pending.popleft().result())
-            committed += 1
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: the objects in work finish, no more start
+
+
+def _collect(running: dict[Future[list[Any]], int], finished: dict[int, list[Any]]) -> None:
+    """Waits for at least one object in work; moves what finished into ``finished``. Its own frame, so that
+    no finished future (nor its crops) outlives the move: after its commit an object holds nothing."""
+    for future in wait(running, return_when=FIRST_COMPLETED).done:
+        finished[running.pop(future)] = future.result()

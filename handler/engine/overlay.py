@@ -48,6 +48,11 @@ class OverlayDrawer:
         self._colours = [class_colour(int(class_id)) for class_id in result.class_ids]
         self._outlines: list[Sequence[np.ndarray]] = []
 
+    @property
+    def keeps_mask(self) -> bool:
+        """Uncapped, ``prepare`` gives the crop itself (``objects.SplitConsumer``); capped, one the canvas's size."""
+        return getattr(self, "_factor", 1.0) == 1.0
+
     def add(self, index: int, crop: MaskCrop) -> None:
         self.commit(index, self.prepare(index, crop))
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 class RleMasks:
     """``ObjectConsumer``: each object's COCO RLE (``crop_rle``), into ``result.masks``."""
 
+    keeps_mask = False  # ``prepare`` gives a string, never the mask (``objects.SplitConsumer``)
+
     def start(self, rgb: np.ndarray, result: Segmentation) -> None:
         self._size = (result.height, result.width)
         self._masks: list[dict[str, Any]] = []

@@ -107,6 +107,37 @@ def test_at_most_one_object_per_thread_is_alive(threads):
         assert most[0] > 1, "the objects never overlapped: nothing ran in parallel"
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_with_rle_only_a_slow_object_does_not_hold_the_other_workers(threads):
+    """RLE's prepared result holds no mask: while object 0 is in work, the other workers go on past their
+    turn (object 0 waits until object ``threads`` has been pasted), and still one mask per thread at most."""
+    masks = random_masks()
+    alive, most = [0], [0]
+    lock, later_started = threading.Lock(), threading.Event()
+
+    def released() -> None:
+        with lock:
+            alive[0] -= 1
+
+    def paste(position: int) -> MaskCrop:
+        if position == 0:
+            assert later_started.wait(timeout=60), "object 0 held every other worker back"
+        crop = crop_of(masks[position])
+        weakref.finalize(crop.mask, released)
+        with lock:
+            alive[0] += 1
+            most[0] = max(most[0], alive[0])
+        if position == threads:
+            later_started.set()
+        return crop
+
+    many, one = table(), table()
+    encode_in_parallel(np.zeros((HEIGHT, WIDTH, 3), np.uint8), many, ObjectTasks(paste), Outputs("rle"), threads)
+    encode_objects(np.zeros((HEIGHT, WIDTH, 3), np.uint8), one, (crop_of(m) for m in masks), Outputs("rle"))
+    assert many.masks == one.masks
+    assert most[0] <= threads and alive[0] == 0
+
+
 def test_the_check_before_each_object_stops_the_rest_and_errors_come_back():
     masks = random_masks()
     pasted: list[int] = []
