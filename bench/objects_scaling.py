@@ -55,6 +55,8 @@ def child(width: int, height: int, objects: int, overlay: bool) -> None:
         return next(iter(found.masks([position])))
 
     class Clock:  # the last consumer: on the worker, after every other consumer's prepare
+        keeps_mask = False
+
         def start(self, rgb: np.ndarray, result: Segmentation) -> None: ...
         def prepare(self, index: int, crop: MaskCrop) -> None:
             workers[threading.get_native_id()][1] = _schedstat()
