@@ -22,31 +22,6 @@ REPO = Path(__file__).resolve().parent.parent
 PHOTO = REPO / "tests" / "images" / "astronaut.jpg"
 
 
-def isa() -> str:
-    """The vector instruction set torch's kernels use here: ``ATEN_CPU_CAPABILITY`` when it caps them, else the
-    host's widest (avx512, avx2, or baseline)."""
-    capped = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
-    if capped in ("avx2", "avx512", "default"):
-        return "baseline" if capped == "default" else capped
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = cpuinfo.read_text(encoding="ascii", errors="replace") if cpuinfo.exists() else ""
-    if " avx512f" in flags:
-        return "avx512"
-    return "avx2" if " avx2" in flags else "baseline"
-
-
-def machine() -> str:
-    """The CPU's model name and how many CPUs this process may use."""
-    name = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="ascii", errors="replace").splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"{name}, {len(os.sched_getaffinity(0))} CPUs"
-
-
 def photo_jpeg(width: int, height: int, source: Path = PHOTO, quality: int = 90) -> bytes:
     """A test photo resized to ``width`` x ``height`` (area or cubic interpolation), as JPEG bytes."""
     import cv2

@@ -33,7 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cpu_runs import isa, machine, photo_jpeg, run_on_cpus  # noqa: E402
+from bench.cpu_runs import photo_jpeg, run_on_cpus  # noqa: E402
+from bench.provenance import isa, machine  # noqa: E402
 from bench.stages import STAGES  # noqa: E402
 
 MODELS = REPO / ".cache" / "models"

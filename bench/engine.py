@@ -69,6 +69,7 @@ sys.path.insert(0, str(REPO))
 warnings.simplefilter("ignore")
 
 from bench.engine_workers import ask, compare_outputs, start_engines, stop_engines  # noqa: E402
+from bench.provenance import cpu_flags  # noqa: E402
 from bench.stages import MATMUL_SIZE, STAGES  # noqa: E402
 
 SIZES = ((640, 480), (1333, 800))
@@ -363,8 +364,7 @@ def running_isa() -> str:
 
 
 def host_has_avx512() -> bool:
-    cpuinfo = Path("/proc/cpuinfo")
-    return cpuinfo.exists() and " avx512f" in cpuinfo.read_text(encoding="ascii", errors="replace")
+    return "avx512f" in cpu_flags()
 
 
 def avx2_run() -> str | None:

@@ -57,19 +57,10 @@ def photos(folder: Path) -> dict[str, Path]:
     return paths
 
 
-class Context:
-    aws_request_id = "measure"
-    function_name = "pointrend"
-    memory_limit_in_mb = 3008
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pointrend"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000  # the deadline is what is being measured: it never refuses here
-
-
 def worker(jobs: list[dict[str, Any]], rounds: int) -> list[dict[str, float]]:
     """In this process (its model and speed from the environment): each job's median engine and wall ms."""
     sys.path.insert(0, str(REPO))
+    from bench.engine_workers import BenchContext
     from events.make_http_events import http_api_v2, multipart
     from handler.lambda_function import lambda_handler
 
@@ -79,7 +70,7 @@ def worker(jobs: list[dict[str, Any]], rounds: int) -> list[dict[str, float]]:
         engine, wall, objects = [], [], 0
         for round_ in range(rounds + 1):
             started = time.perf_counter()
-            response = lambda_handler(http_api_v2("POST", "/segment", job["query"], *upload), Context())
+            response = lambda_handler(http_api_v2("POST", "/segment", job["query"], *upload), BenchContext())
             elapsed = (time.perf_counter() - started) * 1000
             assert response["statusCode"] == 200, response["body"][:300]
             body = json.loads(response["body"])

@@ -34,7 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cpu_runs import isa, machine, photo_jpeg, run_on_cpus  # noqa: E402
+from bench.cpu_runs import photo_jpeg, run_on_cpus  # noqa: E402
+from bench.provenance import isa, machine  # noqa: E402
 
 MB_PER_VCPU = 1769  # Lambda: one full vCPU's worth of CPU at 1,769 MB
 MAX_VCPUS = 6

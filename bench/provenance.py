@@ -19,7 +19,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 # The widest vector extension first: what decides which kernels oneDNN and our Winograd choose.
-ISA_FLAGS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"), ("sse4_2", "SSE4.2"))
+ISA_FLAGS = (("avx512f", "avx512"), ("avx2", "avx2"), ("asimd", "neon"))
 
 
 def cpu_flags() -> set[str]:
@@ -32,8 +32,13 @@ def cpu_flags() -> set[str]:
 
 
 def isa() -> str:
+    """The vector instruction set torch's kernels use here: ``ATEN_CPU_CAPABILITY`` when it caps them, else the
+    host's widest (avx512, avx2, neon, or baseline)."""
+    capped = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
+    if capped in ("avx2", "avx512", "default"):
+        return "baseline" if capped == "default" else capped
     flags = cpu_flags()
-    return next((name for flag, name in ISA_FLAGS if flag in flags), platform.machine())
+    return next((name for flag, name in ISA_FLAGS if flag in flags), "baseline")
 
 
 def machine() -> str:
