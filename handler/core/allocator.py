@@ -36,10 +36,10 @@ def tune_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1024 <
     ``free`` (and trims the heap above 128 kB), so each inference would page in its activations again as new
     zeroed memory. Raised thresholds keep them in the heap for the next image, but only in the main arena:
     a thread's own arena grows in heaps of at most 64 MB, so any larger buffer there is mmapped and unmapped
-    per call whatever the threshold. The model runs on worker threads (FastAPI's thread pool serves every
-    HTTP request), so the process gets one arena (``M_ARENA_MAX=1``): every thread allocates from the tuned
-    main arena. Set before the second arena exists, glibc never creates one; threads that already have their
-    own arena keep it, hence tuning at import. Figures: docs/performance.md.
+    per call whatever the threshold. The model runs on its own thread (``handler.model.torch_thread``) and
+    the per-object work on a pool, so the process gets one arena (``M_ARENA_MAX=1``): every thread allocates
+    from the tuned main arena. Set before the second arena exists, glibc never creates one; threads that
+    already have their own arena keep it, hence tuning at import. Figures: docs/performance.md.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED:

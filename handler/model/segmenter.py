@@ -9,7 +9,6 @@ pixels), for the caller to use and drop before the next. Why it is faster: docs/
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from handler.model.checkpoint import Checkpoint, load_weights, read_checkpoint
 from handler.model.optimise import optimise
 from handler.model.paste import MaskCrop, paste_one, postprocess_boxes
 from handler.model.pixellib import COCO_CLASS_NAMES, SPEED_SIZES, T, build_pointrend, model_name
+from handler.model.torch_thread import torch_thread
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,14 @@ def class_names_for(checkpoint: Checkpoint, names: tuple[str, ...] | None, sourc
 
 class Segmenter:
     """PixelLib's PointRend (R50 or X-101 FPN, COCO's or its own classes), loaded once; ``detect`` is safe to
-    call from many threads."""
+    call from many threads. The load and every forward pass run on the process's one model thread
+    (``torch_thread``), one image at a time."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        torch_thread().run(self._load, settings)
+
+    def _load(self, settings: Settings) -> None:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         tune_allocator()
@@ -99,7 +103,6 @@ class Segmenter:
         self.load_ms = (time.perf_counter() - started) * 1000
         self.model_sha256 = checkpoint.sha256  # of the file read, pinned or not
         self._box_predictor = self.model.roi_heads.box_predictor
-        self._lock = threading.Lock()
 
     def detect(
         self,
@@ -117,12 +120,14 @@ class Segmenter:
         resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(rgb).apply_image(rgb)
         image = torch.as_tensor(resized[:, :, ::-1].astype("float32").transpose(2, 0, 1))
         threshold = self.settings.confidence if confidence is None else confidence
-        with self._lock, torch.inference_mode():
+        return torch_thread().run(self._forward, image, threshold, height, width)
+
+    def _forward(self, image: torch.Tensor, threshold: float, height: int, width: int) -> Detections:
+        with torch.inference_mode():
             started = time.perf_counter()
-            self._box_predictor.test_score_thresh = threshold
+            self._box_predictor.test_score_thresh = threshold  # the one thread runs one image at a time
             raw = self.model.inference([{"image": image}], do_postprocess=False)[0]
             forward_ms = (time.perf_counter() - started) * 1000
-        with torch.inference_mode():
             instances, roi_masks = postprocess_boxes(raw, height, width)
         return Detections(
             height=height,
