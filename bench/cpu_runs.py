@@ -98,10 +98,13 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     report = {"cpus": available_cpus(), "torch_threads": torch.get_num_threads(), "init_s": init_s, "runs": runs}
     if spec.get("stages"):
         from bench.stages import MATMUL_SIZE, matmul_flops_per_s
+        from handler.model.torch_thread import torch_thread
 
-        report["stages"] = _model_stages(Path(spec["stages"]), spec["rounds"])
+        # On the one model thread, where the model runs: from any other thread this process would have a second
+        # OpenMP team, and every stage would be timed under libgomp's throttled waits.
+        report["stages"] = torch_thread().run(_model_stages, Path(spec["stages"]), spec["rounds"])
         # The control: a float32 matmul on torch's threads, what the host's CPUs gave this process meanwhile.
-        report["stages"]["matmul (control)"] = 2 * MATMUL_SIZE**3 / matmul_flops_per_s()
+        report["stages"]["matmul (control)"] = 2 * MATMUL_SIZE**3 / torch_thread().run(matmul_flops_per_s)
     return report
 
 

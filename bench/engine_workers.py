@@ -30,6 +30,11 @@ MODEL_TEXT = {
 }
 
 
+def run_here(function: Any, *args: Any) -> Any:
+    """Stock's side: its model lives on this process's main thread, so its bench work runs there too."""
+    return function(*args)
+
+
 class BenchContext:
     """The Lambda context attributes the handler reads; time is never short here."""
 
@@ -126,6 +131,14 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
     else:
         lambda_handler, segmenter = _load_ours(model, confidence)
         events = {label: http_event(upload, confidence) for label, upload in uploads.items()}
+    # Ours runs its model on the one model thread (handler/model/torch_thread.py); the bench's own torch work
+    # (the matmul control, the stages, the FLOP count) goes there too, or this process would have a second
+    # OpenMP team and time everything under libgomp's throttled waits.
+    on_model_thread = run_here
+    if not kind.startswith("stock"):
+        from handler.model.torch_thread import torch_thread
+
+        on_model_thread = torch_thread().run
     conn.send("ready")
     while True:
         command = conn.recv()
@@ -135,19 +148,19 @@ def engine_worker(kind: str, model: str, confidence: float, uploads: dict[str, b
         if command[0] == "matmul":
             from bench.stages import matmul_flops_per_s
 
-            conn.send(matmul_flops_per_s())
+            conn.send(on_model_thread(matmul_flops_per_s))
             continue
         label = command[1]
         bgr, rgb = frames[label]
         if command[0] == "stages":
             from bench.stages import stage_report
 
-            conn.send(stage_report(segmenter, rgb, confidence, command[2]))
+            conn.send(on_model_thread(stage_report, segmenter, rgb, confidence, command[2]))
         elif command[0] == "flops":
             from bench.stages import forward_flops, model_input
 
             segmenter._box_predictor.test_score_thresh = confidence
-            conn.send(forward_flops(segmenter.model, model_input(segmenter, rgb)))
+            conn.send(on_model_thread(forward_flops, segmenter.model, model_input(segmenter, rgb)))
         elif command[0] == "check":
             if kind.startswith("stock"):
                 result, _ = stock.segmentFrame(bgr.copy())
