@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
-from scipy.optimize import linear_sum_assignment
 
 IOU_THRESHOLD = 0.3
 
@@ -40,6 +39,8 @@ class Tracker:
             iou = iou.reshape(len(masks), len(self._masks))
             if class_ids is not None and self._classes is not None:
                 iou[np.not_equal.outer(np.asarray(class_ids), np.asarray(self._classes))] = 0.0
+            from scipy.optimize import linear_sum_assignment  # here: 0.46 s of every function's init otherwise
+
             for row, column in zip(*linear_sum_assignment(iou, maximize=True), strict=True):
                 if iou[row, column] >= self.iou_threshold:
                     ids[row] = self._ids[column]

@@ -1,7 +1,8 @@
 """The init's import graph: what ``import handler.lambda_function`` (imports + model load) brings in, in a
 fresh interpreter, for each function as template.yaml deploys it. Heavy modules it has shed stay out:
 ``torch._dynamo`` (torchvision's roi_align imported it at module level: ``handler/model/no_dynamo.py``)
-and the compiler stack behind it; the worker imports no FastAPI app, the HTTP function no S3 event code.
+and the compiler stack behind it, and scipy (video tracks import it when they first match); the worker
+imports no FastAPI app, the HTTP function no S3 event code.
 How long the init takes: bench/engine.py's ``init_ratio`` (docs/performance.md)."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-NEVER = ("torch._dynamo", "torch._inductor", "sympy", "triton")
+# scipy: only video's track matching uses it, imported there on first use (0.46 s of the init otherwise).
+NEVER = ("torch._dynamo", "torch._inductor", "sympy", "triton", "scipy")
 NOT_FOR = {
     "http": ("handler.s3", "aws_lambda_powertools.utilities.batch", "aws_lambda_powertools.utilities.parser"),
     "s3": ("handler.api", "fastapi", "starlette", "mangum", "uvicorn"),
