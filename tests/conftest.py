@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +183,25 @@ def jobs_bucket(bucket: str, configure: Any, client: Any) -> str:
     """A moto bucket that the app's settings name as SEG_JOBS_BUCKET, for this test."""
     configure(jobs_bucket=bucket)
     return bucket
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread, for the block: yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                pytest.fail("uvicorn did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -7,7 +7,6 @@ import email.utils
 import json
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
-import uvicorn
-from conftest import IMAGES, FakeLambdaContext, read_event
+from conftest import IMAGES, FakeLambdaContext, read_event, serve_app
 from flaky_http import Failure, Rule, flaky
 from PIL import Image
 
@@ -35,21 +33,8 @@ EXAMPLE_KEY = "uploads/jobs/5d41402abc4b2a76b9719d911017c592/astronaut.jpg"
 def api(bucket: str, configure: Any, segmenter: Any) -> Iterator[str]:
     """The FastAPI app under uvicorn on a free loopback port, jobs in ``bucket``, images up to 400 kB."""
     configure(jobs_bucket=bucket, max_image_bytes=400_000)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_app(app) as url:
+        yield url
 
 
 class S3Trigger:

@@ -8,7 +8,6 @@ and leaves an error record and no result; a truncated clip is refused before any
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 import cv2
 import httpx
 import pytest
-import uvicorn
+from conftest import serve_app
 from video_cloud import BUCKET, CONFIDENCE, FRAMES, Cloud, make_clip, running_cloud
 
 from handler.cli.submit import submit_files
@@ -145,21 +144,11 @@ def test_submit_takes_a_video(cloud: Cloud, api: Any, tmp_path: Path):
     from handler.api import app
 
     cloud.new_machine("video-submit")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    serving = threading.Thread(target=server.run, daemon=True)
-    serving.start()
     clip = make_clip(tmp_path / "clip.mp4")
     report: list[Any] = []
-    try:
-        while not server.started:
-            time.sleep(0.05)
+    with serve_app(app) as url:
         options = {"confidence": float(CONFIDENCE)}
-        client = threading.Thread(
-            target=lambda: report.append(submit_files(f"http://127.0.0.1:{port}", [clip], tmp_path / "out", options))
-        )
+        client = threading.Thread(target=lambda: report.append(submit_files(url, [clip], tmp_path / "out", options)))
         client.start()
         deadline = time.monotonic() + 120
         uploaded: list[dict[str, Any]] = []
@@ -170,9 +159,6 @@ def test_submit_takes_a_video(cloud: Cloud, api: Any, tmp_path: Path):
         assert uploaded, "submit uploaded nothing"
         cloud.notify(uploaded[0]["Key"])  # the S3 trigger, in this process
         client.join(timeout=300)
-    finally:
-        server.should_exit = True
-        serving.join(timeout=30)
     (done,) = report
     assert done.succeeded == 1 and not done.failed, done.failed
     lines = (tmp_path / "out" / "clip.mp4.jsonl").read_text().splitlines()
